@@ -1,0 +1,60 @@
+"""Redline: governance-first observability for AI agents. See, stop, prove.
+
+Three lines give an agent a monitor::
+
+    from redline import Monitor, AgentEvent, load_config
+    monitor = Monitor(load_config("monitor.yaml"))
+    monitor.record(AgentEvent(agent="sales-agent", event_type="action", cost_usd=0.007))
+"""
+
+from __future__ import annotations
+
+from redline.alerts.manager import Alert
+from redline.config import MonitorConfig, load_config, parse_config
+from redline.detect.anomaly import Anomaly, AnomalyAlert
+from redline.events import CATEGORIES, EVENT_TYPES, AgentEvent, EventType, category_of
+from redline.exceptions import (
+    AgentKilledError,
+    ConfigError,
+    IntegrityError,
+    InvalidEventError,
+    RedlineError,
+    StoreError,
+)
+from redline.metrics.snapshot import METRIC_NAMES, MetricSnapshot
+from redline.monitor import Monitor
+from redline.store.base import EventQuery, KillRecord, Store, StoredEvent
+from redline.tracing import CausalTraceId, current_trace, start_span
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CATEGORIES",
+    "EVENT_TYPES",
+    "METRIC_NAMES",
+    "AgentEvent",
+    "AgentKilledError",
+    "Alert",
+    "Anomaly",
+    "AnomalyAlert",
+    "CausalTraceId",
+    "ConfigError",
+    "EventQuery",
+    "EventType",
+    "IntegrityError",
+    "InvalidEventError",
+    "KillRecord",
+    "MetricSnapshot",
+    "Monitor",
+    "MonitorConfig",
+    "RedlineError",
+    "Store",
+    "StoreError",
+    "StoredEvent",
+    "__version__",
+    "category_of",
+    "current_trace",
+    "load_config",
+    "parse_config",
+    "start_span",
+]

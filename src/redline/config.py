@@ -1,0 +1,615 @@
+"""Configuration: YAML in, typed structs out, and errors that say where and what.
+
+A config written for the published peer (``theaios-agent-monitor``) loads unchanged and means the
+same; Redline's own sections extend it. Every problem is reported as
+``file: key.path: what was expected`` (``monitor.yaml: kill_switch.policies[0].threshold: expected
+a number, got 'high'``), unknown keys get a did-you-mean, and all semantic problems found are
+reported together. ``${VAR}`` and ``${VAR:-default}`` are replaced in string *values* after
+parsing (never in keys), so secrets can live in the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import yaml
+
+from redline.exceptions import ConfigError
+
+__all__ = [
+    "OPERATORS",
+    "SEVERITIES",
+    "AgentTrackConfig",
+    "AlertChannelConfig",
+    "AlertConfig",
+    "AnomalyDetectionConfig",
+    "AnomalyRuleConfig",
+    "BaselineConfig",
+    "DetectorsConfig",
+    "DriftConfig",
+    "EventsConfig",
+    "KillPolicyConfig",
+    "KillSwitchConfig",
+    "LoopConfig",
+    "MetricsEngineConfig",
+    "MonitorConfig",
+    "MonitorMetadata",
+    "RedactionConfig",
+    "StorageConfig",
+    "StuckConfig",
+    "SuspiciousConfig",
+    "load_config",
+    "parse_config",
+    "severity_rank",
+]
+
+#: Severities from least to most urgent; ``medium`` and ``warning`` rank the same.
+SEVERITIES: Final[dict[str, int]] = {
+    "info": 0,
+    "low": 1,
+    "medium": 2,
+    "warning": 2,
+    "high": 3,
+    "critical": 4,
+}
+OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
+KILL_ACTIONS: Final = ("kill_agent", "kill_session", "kill_global", "alert")
+CHANNEL_TYPES: Final = (
+    "console", "file", "jsonl", "webhook", "slack", "pagerduty", "opsgenie", "email",
+)
+
+
+def severity_rank(severity: str) -> int:
+    """Rank of a severity for comparisons (unknown names rank as ``medium``)."""
+    return SEVERITIES.get(severity, 2)
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Config structs reject unknown keys so typos are caught at load."""
+
+
+class MonitorMetadata(_Base):
+    """Who the config belongs to; shown by ``redline inspect``."""
+
+    name: str = ""
+    description: str = ""
+    author: str = ""
+
+
+class AgentTrackConfig(_Base):
+    """Per-agent tracking (the peer's ``agents.NAME``): turn an agent off or keep some types."""
+
+    name: str = ""
+    enabled: bool = True
+    event_types: list[str] = msgspec.field(default_factory=list)
+    tags: list[str] = msgspec.field(default_factory=list)
+
+
+class StorageConfig(_Base):
+    """Where events go. ``backend`` is inferred from ``path`` when omitted; no path → memory."""
+
+    backend: str | None = None
+    path: str | None = None
+    dsn: str | None = None
+    retention_days: int = 90
+    max_events: int = 1_000_000
+    queue_size: int = 100_000
+    batch_size: int = 1_000
+    flush_interval_seconds: float = 0.2
+    full_policy: str = "drop_oldest"
+    block_timeout_seconds: float = 0.05
+
+
+class MetricsEngineConfig(_Base):
+    """Rolling windows: the default one, the longest ad-hoc one, and extra windows kept live."""
+
+    default_window_seconds: int = 300
+    max_window_seconds: int = 3600
+    windows: list[int] = msgspec.field(default_factory=list)
+    max_agents: int = 10_000
+
+
+class BaselineConfig(_Base):
+    """Statistical baselines per (agent, metric); ``interval_seconds`` is the sampling period."""
+
+    enabled: bool = True
+    min_samples: int = 30
+    metrics: list[str] = msgspec.field(
+        default_factory=lambda: ["denial_rate", "error_count", "cost_per_minute", "avg_latency_ms"]
+    )
+    storage_path: str = ""
+    interval_seconds: int = 60
+    method: str = "welford"
+    ewma_alpha: float = 0.1
+
+
+class AnomalyRuleConfig(_Base):
+    """A z-score rule: fire when ``metric`` is ``z_threshold`` deviations from its baseline.
+
+    ``per: interval`` scores the metric over each closed baseline interval; ``per: event`` scores
+    each event's own value (``latency_ms``, ``cost_usd``, ``tokens_in``, ``tokens_out``).
+    """
+
+    name: str
+    metric: str
+    z_threshold: float = 3.0
+    severity: str = "high"
+    cooldown_seconds: float = 300
+    condition: str = ""
+    agent: str = "*"
+    per: str = "interval"
+    direction: str = "both"
+    min_samples: int | None = None
+    action: str = "alert"
+
+
+class AnomalyDetectionConfig(_Base):
+    """The peer's ``anomaly_detection`` section (``anomaly`` is accepted as an alias)."""
+
+    enabled: bool = True
+    rules: list[AnomalyRuleConfig] = msgspec.field(default_factory=list)
+
+
+class LoopConfig(_Base):
+    """The same tool with the same arguments ``repeats`` times within ``window_seconds``."""
+
+    enabled: bool = True
+    repeats: int = 5
+    window_seconds: float = 60.0
+    severity: str = "high"
+    cooldown_seconds: float = 60.0
+    action: str = "alert"
+
+
+class StuckConfig(_Base):
+    """The same action ``repeats`` times in a row with nothing else in between."""
+
+    enabled: bool = True
+    repeats: int = 20
+    severity: str = "medium"
+    cooldown_seconds: float = 300.0
+    action: str = "alert"
+
+
+class SuspiciousConfig(_Base):
+    """Actions whose name contains a risky word: a require-approval signal."""
+
+    enabled: bool = True
+    patterns: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "delete", "remove", "drop", "truncate", "send_email", "transfer", "payment",
+        ]
+    )
+    severity: str = "medium"
+    cooldown_seconds: float = 0.0
+    action: str = "alert"
+
+
+class DriftConfig(_Base):
+    """An agent's mix of event types drifting from its learned profile (total variation)."""
+
+    enabled: bool = True
+    threshold: float = 0.5
+    min_intervals: int = 10
+    alpha: float = 0.1
+    min_events: int = 20
+    severity: str = "medium"
+    cooldown_seconds: float = 600.0
+    action: str = "alert"
+
+
+class DetectorsConfig(_Base):
+    """Pattern detectors beyond z-scores (seed 001)."""
+
+    loop: LoopConfig = msgspec.field(default_factory=LoopConfig)
+    stuck: StuckConfig = msgspec.field(default_factory=StuckConfig)
+    suspicious: SuspiciousConfig = msgspec.field(default_factory=SuspiciousConfig)
+    drift: DriftConfig = msgspec.field(default_factory=DriftConfig)
+
+
+class KillPolicyConfig(_Base):
+    """An automatic kill: when ``metric operator threshold`` holds for an agent, act."""
+
+    name: str
+    metric: str
+    operator: str = ">"
+    threshold: float = 0.0
+    action: str = "kill_agent"
+    severity: str = "critical"
+    message: str = ""
+    agent: str = "*"
+    window_seconds: int | None = None
+    min_events: int = 1
+    ttl_seconds: float | None = None
+
+
+class KillSwitchConfig(_Base):
+    """Kill switches: automatic policies and how long a kill lasts by default."""
+
+    enabled: bool = True
+    policies: list[KillPolicyConfig] = msgspec.field(default_factory=list)
+    state_path: str = ""
+    default_ttl_seconds: float | None = None
+    poll_interval_seconds: float = 0.05
+
+
+class AlertChannelConfig(_Base):
+    """One alert channel. Keys per type are in DESIGN.md's interfaces section."""
+
+    type: str
+    name: str = ""
+    enabled: bool = True
+    min_severity: str = "low"
+    path: str = ""
+    url: str = ""
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    secret: str = ""
+    routing_key: str = ""
+    api_key: str = ""
+    host: str = ""
+    port: int = 0
+    username: str = ""
+    password: str = ""
+    starttls: bool = True
+    from_: str = msgspec.field(default="", name="from")
+    to: list[str] = msgspec.field(default_factory=list)
+    timeout_seconds: float = 5.0
+
+
+class AlertConfig(_Base):
+    """Where alerts go."""
+
+    channels: list[AlertChannelConfig] = msgspec.field(default_factory=list)
+
+
+class RedactionConfig(_Base):
+    """What is scrubbed from ``data`` before anything sees an event."""
+
+    enabled: bool = True
+    keys: list[str] = msgspec.field(default_factory=list)
+    emails: bool = True
+    cards: bool = True
+    patterns: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class EventsConfig(_Base):
+    """The bad-input policy (see :mod:`redline.validation`)."""
+
+    strict: bool = False
+    max_data_bytes: int = 65_536
+    max_clock_skew_seconds: float = 300.0
+
+
+class MonitorConfig(_Base):
+    """Top-level configuration: maps 1:1 to ``monitor.yaml``."""
+
+    version: str = "1.0"
+    metadata: MonitorMetadata = msgspec.field(default_factory=MonitorMetadata)
+    variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    agents: dict[str, AgentTrackConfig] = msgspec.field(default_factory=dict)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    metrics: MetricsEngineConfig = msgspec.field(default_factory=MetricsEngineConfig)
+    baselines: BaselineConfig = msgspec.field(default_factory=BaselineConfig)
+    anomaly_detection: AnomalyDetectionConfig = msgspec.field(
+        default_factory=AnomalyDetectionConfig
+    )
+    detectors: DetectorsConfig = msgspec.field(default_factory=DetectorsConfig)
+    kill_switch: KillSwitchConfig = msgspec.field(default_factory=KillSwitchConfig)
+    alerts: AlertConfig = msgspec.field(default_factory=AlertConfig)
+    redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
+    events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    source: str = msgspec.field(default="", name="__source__")
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str] = "monitor.yaml") -> MonitorConfig:
+    """Read, interpolate and validate a YAML config file.
+
+    Raises ``FileNotFoundError`` when the file does not exist (as the peer) and
+    :class:`ConfigError` for anything wrong inside it.
+    """
+    file = str(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Monitor config file not found: {file}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{file}: {where}invalid YAML: {problem}"], file=file) from None
+    return parse_config(raw if raw is not None else {}, source=file)
+
+
+def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
+    """Validate an already-parsed mapping (from YAML, JSON or code) into a :class:`MonitorConfig`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            [f"{source}: expected a mapping at the top level, got {_kind(raw)}"], file=source
+        )
+    raw = dict(raw)
+    if "anomaly" in raw:
+        if "anomaly_detection" in raw:
+            raise ConfigError(
+                [f"{source}: anomaly: give either 'anomaly' or 'anomaly_detection', not both"],
+                file=source,
+            )
+        raw["anomaly_detection"] = raw.pop("anomaly")
+    errors: list[str] = []
+    raw = _interpolate(raw, "", errors, source)
+    if errors:
+        raise ConfigError(errors, file=source)
+    try:
+        config = msgspec.convert(raw, MonitorConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError([_explain(str(exc), raw, source)], file=source) from None
+    config.source = source
+    errors.extend(_semantic_errors(config, source))
+    if errors:
+        raise ConfigError(errors, file=source)
+    return config
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, path: str, errors: list[str], source: str) -> Any:
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            found = os.environ.get(name)
+            if found is not None:
+                return found
+            if default is not None:
+                return default
+            errors.append(
+                f"{source}: {path or '<root>'}: environment variable {name} is not set "
+                f"(use ${{{name}:-default}} for a fallback)"
+            )
+            return m.group(0)
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, f"{path}.{k}" if path else str(k), errors, source)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", errors, source) for i, v in enumerate(value)]
+    return value
+
+
+_MSG = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_EXPECTED = {
+    "float": "a number",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
+
+
+def _explain(message: str, raw: Any, source: str) -> str:
+    """Turn a msgspec validation message into ``file: key.path: expected ..., got ...``."""
+    m = _MSG.match(message)
+    assert m is not None
+    msg, path = m.group("msg"), (m.group("path") or "")
+    path = path.lstrip(".")
+    if path.startswith("[") is False and path.startswith("."):
+        path = path[1:]
+    unknown = re.match(r"Object contains unknown field `(.+)`", msg)
+    if unknown:
+        field = unknown.group(1)
+        allowed = _fields_at(path)
+        hint = difflib.get_close_matches(field, allowed, n=1)
+        where = f"{path}.{field}" if path else field
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        known = f" (known keys: {', '.join(sorted(allowed))})" if allowed and not hint else ""
+        return f"{source}: {where}: unknown key{suggestion}{known}"
+    missing = re.match(r"Object missing required field `(.+)`", msg)
+    if missing:
+        where = f"{path}.{missing.group(1)}" if path else missing.group(1)
+        return f"{source}: {where}: required key is missing"
+    expected = re.match(r"Expected `(.+?)`, got `(.+?)`", msg)
+    if expected:
+        want = " or ".join(_EXPECTED.get(p.strip(), p.strip()) for p in expected.group(1).split("|"))
+        got = _value_at(raw, path)
+        return f"{source}: {path or '<root>'}: expected {want}, got {got!r}"
+    return f"{source}: {path or '<root>'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}"
+
+
+def _fields_at(path: str) -> list[str]:
+    """The keys allowed at ``path`` (walks the struct types)."""
+    typ: Any = MonitorConfig
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if part.startswith("["):
+            typ = _inner(typ, list)
+            continue
+        info = msgspec.inspect.type_info(typ)
+        fields = getattr(info, "fields", ())
+        match = next((f for f in fields if f.encode_name == part), None)
+        if match is None:
+            dict_inner = _inner(typ, dict)
+            if dict_inner is None:
+                return []
+            typ = dict_inner
+            continue
+        typ = match.type
+    typ = _unwrap(typ)
+    fields = getattr(msgspec.inspect.type_info(typ) if isinstance(typ, type) else typ, "fields", ())
+    return [f.encode_name for f in fields]
+
+
+def _unwrap(typ: Any) -> Any:
+    if isinstance(typ, msgspec.inspect.StructType):
+        return typ.cls
+    return typ
+
+
+def _inner(typ: Any, container: type) -> Any:
+    info = typ if isinstance(typ, msgspec.inspect.Type) else msgspec.inspect.type_info(typ)
+    if container is list and isinstance(info, msgspec.inspect.ListType):
+        return _unwrap(info.item_type)
+    if container is dict and isinstance(info, msgspec.inspect.DictType):
+        return _unwrap(info.value_type)
+    if isinstance(info, msgspec.inspect.StructType):
+        return info.cls
+    return None
+
+
+def _value_at(raw: Any, path: str) -> Any:
+    node = raw
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        try:
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return node
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+# -- semantic checks ----------------------------------------------------------------------
+
+
+def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
+    from redline.detect.conditions import ConditionError, compile_condition
+    from redline.metrics.snapshot import METRIC_NAMES
+
+    errors: list[str] = []
+
+    def err(path: str, message: str) -> None:
+        errors.append(f"{source}: {path}: {message}")
+
+    def check_choice(path: str, value: str, allowed: Any, what: str = "one of") -> None:
+        if value not in allowed:
+            hint = difflib.get_close_matches(value, list(allowed), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            err(path, f"expected {what} {', '.join(map(repr, allowed))}, got {value!r}{extra}")
+
+    def check_metric(path: str, metric: str) -> None:
+        if metric not in METRIC_NAMES:
+            hint = difflib.get_close_matches(metric, sorted(METRIC_NAMES), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            err(path, f"unknown metric {metric!r}{extra}")
+
+    if config.version not in ("1", "1.0"):
+        err("version", f"expected '1.0', got {config.version!r}")
+
+    m = config.metrics
+    if m.default_window_seconds <= 0:
+        err("metrics.default_window_seconds", "expected a positive number of seconds")
+    if m.max_window_seconds < m.default_window_seconds:
+        err("metrics.max_window_seconds", "must be at least default_window_seconds")
+    for i, w in enumerate(m.windows):
+        if w <= 0 or w > m.max_window_seconds:
+            err(f"metrics.windows[{i}]", f"expected 1..{m.max_window_seconds} seconds, got {w}")
+    if m.max_agents < 1:
+        err("metrics.max_agents", "expected at least 1")
+
+    b = config.baselines
+    check_choice("baselines.method", b.method, ("welford", "ewma"))
+    if b.interval_seconds <= 0:
+        err("baselines.interval_seconds", "expected a positive number of seconds")
+    if b.min_samples < 2:
+        err("baselines.min_samples", "expected at least 2 (a deviation needs two samples)")
+    if not 0.0 < b.ewma_alpha <= 1.0:
+        err("baselines.ewma_alpha", f"expected a number in (0, 1], got {b.ewma_alpha}")
+    for i, name in enumerate(b.metrics):
+        check_metric(f"baselines.metrics[{i}]", name)
+
+    event_metrics = ("latency_ms", "cost_usd", "tokens_in", "tokens_out", "tokens_cached")
+    for i, rule in enumerate(config.anomaly_detection.rules):
+        p = f"anomaly_detection.rules[{i}]"
+        check_choice(f"{p}.per", rule.per, ("interval", "event"))
+        if rule.per == "event":
+            check_choice(f"{p}.metric", rule.metric, event_metrics, "a per-event field:")
+        else:
+            check_metric(f"{p}.metric", rule.metric)
+        check_choice(f"{p}.severity", rule.severity, tuple(SEVERITIES))
+        check_choice(f"{p}.direction", rule.direction, ("both", "up", "down"))
+        check_choice(f"{p}.action", rule.action, KILL_ACTIONS)
+        if rule.z_threshold <= 0:
+            err(f"{p}.z_threshold", "expected a positive number")
+        if rule.min_samples is not None and rule.min_samples < 2:
+            err(f"{p}.min_samples", "expected at least 2")
+        try:
+            compile_condition(rule.condition)
+        except ConditionError as exc:
+            err(f"{p}.condition", str(exc))
+
+    names: set[str] = set()
+    for i, pol in enumerate(config.kill_switch.policies):
+        p = f"kill_switch.policies[{i}]"
+        if pol.name in names:
+            err(f"{p}.name", f"duplicate policy name {pol.name!r}")
+        names.add(pol.name)
+        check_metric(f"{p}.metric", pol.metric)
+        check_choice(f"{p}.operator", pol.operator, OPERATORS)
+        check_choice(f"{p}.action", pol.action, KILL_ACTIONS)
+        check_choice(f"{p}.severity", pol.severity, tuple(SEVERITIES))
+        if pol.window_seconds is not None and not 0 < pol.window_seconds <= m.max_window_seconds:
+            err(f"{p}.window_seconds", f"expected 1..{m.max_window_seconds} seconds")
+        if pol.ttl_seconds is not None and pol.ttl_seconds <= 0:
+            err(f"{p}.ttl_seconds", "expected a positive number of seconds")
+
+    d = config.detectors
+    for name in ("loop", "stuck", "suspicious", "drift"):
+        det = getattr(d, name)
+        check_choice(f"detectors.{name}.severity", det.severity, tuple(SEVERITIES))
+        check_choice(f"detectors.{name}.action", det.action, KILL_ACTIONS)
+    if d.loop.repeats < 2:
+        err("detectors.loop.repeats", "expected at least 2")
+    if d.stuck.repeats < 2:
+        err("detectors.stuck.repeats", "expected at least 2")
+    if not 0.0 < d.drift.threshold <= 1.0:
+        err("detectors.drift.threshold", "expected a number in (0, 1]")
+
+    for i, ch in enumerate(config.alerts.channels):
+        p = f"alerts.channels[{i}]"
+        check_choice(f"{p}.type", ch.type, CHANNEL_TYPES)
+        check_choice(f"{p}.min_severity", ch.min_severity, tuple(SEVERITIES))
+        if ch.type in ("file", "jsonl") and not ch.path:
+            err(f"{p}.path", f"a {ch.type} channel needs a path")
+        if ch.type in ("webhook", "slack") and not ch.url:
+            err(f"{p}.url", f"a {ch.type} channel needs a url")
+
+    for name, rx in config.redaction.patterns.items():
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            err(f"redaction.patterns.{name}", f"invalid regular expression: {exc}")
+
+    s = config.storage
+    if s.backend is not None:
+        check_choice("storage.backend", s.backend, ("memory", "jsonl", "sqlite", "postgres"))
+    check_choice("storage.full_policy", s.full_policy, ("drop_oldest", "drop_newest", "block"))
+    if s.queue_size < 1:
+        err("storage.queue_size", "expected at least 1")
+    if s.batch_size < 1:
+        err("storage.batch_size", "expected at least 1")
+    if s.max_events < 1:
+        err("storage.max_events", "expected at least 1")
+    if s.flush_interval_seconds <= 0:
+        err("storage.flush_interval_seconds", "expected a positive number of seconds")
+    if config.events.max_data_bytes < 256:
+        err("events.max_data_bytes", "expected at least 256")
+    return errors

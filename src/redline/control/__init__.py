@@ -1,0 +1,1 @@
+"""Governance that acts: kill switches and the automatic policies that trip them."""

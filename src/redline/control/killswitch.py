@@ -1,0 +1,191 @@
+"""Kill switches: state, not log lines.
+
+Three scopes, checked in O(1): the whole fleet (``global``), one agent, one session. The in-memory
+dicts here are a cache of the store's kill table, which is the one source of truth: a kill is
+committed to the store before :meth:`KillSwitch.kill` returns, and kills made by other processes
+arrive through :meth:`KillSwitch.replace_all` when the monitor's background thread polls the
+store. A record may carry a TTL; an expired record no longer covers anything and is collected by
+:meth:`KillSwitch.expire`, which the monitor turns into ``revive`` events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from redline.store.base import KillRecord, Store
+
+__all__ = ["SCOPES", "KillSwitch"]
+
+SCOPES = ("global", "agent", "session")
+
+
+class KillSwitch:
+    """The kill state of one monitor, backed by its store."""
+
+    def __init__(self, clock: Callable[[], float], store: Store | None = None) -> None:
+        self._now = clock
+        self._store = store
+        self._lock = threading.Lock()
+        self._global: KillRecord | None = None
+        self._agents: dict[str, KillRecord] = {}
+        self._sessions: dict[str, KillRecord] = {}
+        #: True while any record exists: ``record()`` skips every lookup when nothing is killed.
+        self.active = False
+        self._soonest_expiry: float | None = None
+        if store is not None:
+            self._install(store.load_kills())
+
+    # -- the hot path ---------------------------------------------------------------------
+    def covering(self, agent: str, session_id: str | None = None) -> KillRecord | None:
+        """The record that stops ``agent`` (or its session), if any. O(1).
+
+        Order of precedence: global, then agent, then session, so the widest reason is reported.
+        """
+        if not self.active:
+            return None
+        rec = self._global or self._agents.get(agent)
+        if rec is None and session_id is not None:
+            rec = self._sessions.get(session_id)
+        if rec is not None and rec.expires_at is not None and self._now() >= rec.expires_at:
+            return self._covering_slow(agent, session_id)
+        return rec
+
+    def _covering_slow(self, agent: str, session_id: str | None) -> KillRecord | None:
+        now = self._now()
+        for rec in (
+            self._global,
+            self._agents.get(agent),
+            self._sessions.get(session_id) if session_id is not None else None,
+        ):
+            if rec is not None and not rec.expired(now):
+                return rec
+        return None
+
+    # -- changes --------------------------------------------------------------------------
+    def kill(
+        self,
+        scope: str,
+        target: str,
+        *,
+        reason: str = "",
+        actor: str = "",
+        ttl_seconds: float | None = None,
+        policy: str | None = None,
+    ) -> KillRecord:
+        """Kill ``target`` in ``scope``; persisted before this returns. Replaces an earlier kill."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        if scope == "global":
+            target = "*"
+        elif not target:
+            raise ValueError(f"a {scope} kill needs a target")
+        now = self._now()
+        rec = KillRecord(
+            scope=scope,
+            target=target,
+            reason=reason,
+            actor=actor,
+            created_at=now,
+            expires_at=None if ttl_seconds is None else now + ttl_seconds,
+            policy=policy,
+        )
+        if self._store is not None:
+            self._store.put_kill(rec)
+        with self._lock:
+            self._set(rec)
+            self._refresh()
+        return rec
+
+    def revive(self, scope: str, target: str) -> KillRecord | None:
+        """Lift the kill on ``target`` in ``scope``; returns the record lifted, if any."""
+        if scope == "global":
+            target = "*"
+        if self._store is not None:
+            self._store.delete_kill(scope, target)
+        with self._lock:
+            rec = self._pop(scope, target)
+            self._refresh()
+        return rec
+
+    def replace_all(self, records: Iterable[KillRecord]) -> tuple[list[KillRecord], list[KillRecord]]:
+        """Adopt the store's state (another process changed it); returns ``(added, removed)``."""
+        new = {r.key: r for r in records}
+        with self._lock:
+            old = {r.key: r for r in self._records()}
+            self._global = None
+            self._agents = {}
+            self._sessions = {}
+            for rec in new.values():
+                self._set(rec)
+            self._refresh()
+        added = [r for k, r in new.items() if old.get(k) != r]
+        removed = [r for k, r in old.items() if k not in new]
+        return added, removed
+
+    def expire(self) -> list[KillRecord]:
+        """Remove records whose TTL ran out (from memory and store); returns them."""
+        if self._soonest_expiry is None or self._now() < self._soonest_expiry:
+            return []
+        now = self._now()
+        with self._lock:
+            gone = [r for r in self._records() if r.expired(now)]
+            for rec in gone:
+                self._pop(rec.scope, rec.target)
+            self._refresh()
+        if self._store is not None:
+            for rec in gone:
+                self._store.delete_kill(rec.scope, rec.target)
+        return gone
+
+    # -- reads ----------------------------------------------------------------------------
+    def records(self) -> list[KillRecord]:
+        """Every active record (expired ones excluded), global first."""
+        now = self._now()
+        with self._lock:
+            return [r for r in self._records() if not r.expired(now)]
+
+    def get(self, scope: str, target: str) -> KillRecord | None:
+        """The record for one key, if active."""
+        if scope == "global":
+            rec = self._global
+        elif scope == "agent":
+            rec = self._agents.get(target)
+        else:
+            rec = self._sessions.get(target)
+        return None if rec is None or rec.expired(self._now()) else rec
+
+    # -- internals (called with the lock held) --------------------------------------------
+    def _install(self, records: Iterable[KillRecord]) -> None:
+        with self._lock:
+            for rec in records:
+                self._set(rec)
+            self._refresh()
+
+    def _records(self) -> list[KillRecord]:
+        out = [self._global] if self._global is not None else []
+        out.extend(self._agents.values())
+        out.extend(self._sessions.values())
+        return out
+
+    def _set(self, rec: KillRecord) -> None:
+        if rec.scope == "global":
+            self._global = rec
+        elif rec.scope == "agent":
+            self._agents[rec.target] = rec
+        else:
+            self._sessions[rec.target] = rec
+
+    def _pop(self, scope: str, target: str) -> KillRecord | None:
+        if scope == "global":
+            rec, self._global = self._global, None
+            return rec
+        if scope == "agent":
+            return self._agents.pop(target, None)
+        return self._sessions.pop(target, None)
+
+    def _refresh(self) -> None:
+        records = self._records()
+        self.active = bool(records)
+        expiries = [r.expires_at for r in records if r.expires_at is not None]
+        self._soonest_expiry = min(expiries) if expiries else None

@@ -1,0 +1,1 @@
+"""Detection: anomaly rules, their conditions and the detectors that evaluate them."""

@@ -1,0 +1,834 @@
+"""``Monitor``: the one object an agent talks to.
+
+It wires the parts (validation, redaction, windows, detectors, kill switch, bus, writer, alerts)
+that are decided once, here, at construction; ``record()`` is then a handful of dict lookups and
+O(1) arithmetic under one short lock, followed by one queue append. Anything slow (the store,
+alert delivery, persistence of kills) happens off that path or outside that lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from redline.alerts.manager import Alert, AlertManager
+from redline.bus import EventBus, Handler
+from redline.clock import Clock, SystemClock
+from redline.config import MonitorConfig
+from redline.control.killswitch import KillSwitch
+from redline.control.policies import KillPolicy
+from redline.detect.anomaly import Anomaly
+from redline.detect.drift import DriftDetector
+from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetector, action_name
+from redline.detect.zscore import BaselineBook, ZScoreRule
+from redline.events import CRITICAL_TYPES, AgentEvent
+from redline.exceptions import AgentKilledError, InvalidEventError
+from redline.metrics.snapshot import MetricSnapshot, snapshot_of
+from redline.metrics.windows import AgentWindows, Totals, sum_recent
+from redline.redaction import Redactor
+from redline.store.base import EventQuery, KillRecord, Store, StoredEvent
+from redline.store.memory import MemoryStore
+from redline.timeparse import parse_time
+from redline.validation import EventValidator
+from redline.writer import BackgroundWriter
+
+__all__ = ["Guard", "Monitor"]
+
+log = logging.getLogger("redline")
+
+#: Governance events the monitor writes itself: stored and published, never counted as activity.
+_INTERNAL_TYPES = frozenset({"anomaly", "alert", "kill", "revive"})
+_OVERFLOW_AGENT = "_overflow"
+_replace = msgspec.structs.replace
+
+
+class Monitor:
+    """Governance-first observability for one process: see, judge, act, prove.
+
+    ``Monitor()`` alone keeps events in a bounded in-memory store with default windows; pass a
+    :class:`~redline.config.MonitorConfig` (``load_config("monitor.yaml")``) for the rest.
+    ``clock`` injects time (tests and simulations use ``redline.testing.ManualClock``); ``store``
+    overrides the configured storage; ``strict=True`` raises on bad events instead of repairing.
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        strict: bool | None = None,
+    ) -> None:
+        self.config = config = config if config is not None else MonitorConfig()
+        self.clock = clock if clock is not None else SystemClock()
+        now = self._now = self.clock.time
+        self._lock = threading.Lock()
+        self._closed = False
+        self.started_at = now()
+
+        ev = config.events
+        self._validator = EventValidator(
+            clock=now,
+            strict=ev.strict if strict is None else strict,
+            max_data_bytes=ev.max_data_bytes,
+            max_clock_skew=ev.max_clock_skew_seconds,
+        )
+        self._check_event = self._validator.check
+        red = config.redaction
+        self._redactor = Redactor(
+            enabled=red.enabled,
+            extra_keys=red.keys,
+            emails=red.emails,
+            cards=red.cards,
+            patterns=red.patterns,
+        )
+        self._redact = self._redactor.scrub if red.enabled else None
+
+        # Per-agent tracking filter (the peer's ``agents`` section).
+        self._tracking: dict[str, tuple[bool, frozenset[str]]] = {
+            name: (a.enabled, frozenset(a.event_types)) for name, a in config.agents.items()
+        }
+
+        # Windows: the default, extra ones, and any a policy asks for.
+        m = config.metrics
+        self.default_window = m.default_window_seconds
+        self.max_window = m.max_window_seconds
+        ks = config.kill_switch
+        policy_windows = [p.window_seconds for p in ks.policies if p.window_seconds]
+        self.windows: tuple[int, ...] = tuple(
+            sorted({m.default_window_seconds, *m.windows, *policy_windows})
+        )
+        self._agents: dict[str, AgentWindows] = {}
+        self._max_agents = m.max_agents
+
+        # Detectors, compiled.
+        bl = config.baselines
+        self._baselines = BaselineBook(bl)
+        self._interval = bl.interval_seconds
+        self._baseline_metrics = tuple(bl.metrics) if bl.enabled else ()
+        rules = [
+            ZScoreRule(r, min_samples=bl.min_samples, variables=config.variables, clock=now)
+            for r in config.anomaly_detection.rules
+        ] if config.anomaly_detection.enabled else []
+        self._interval_rules = [r for r in rules if not r.per_event]
+        self._event_rules = [r for r in rules if r.per_event]
+        from redline.metrics.snapshot import metric_getter
+
+        tracked = dict.fromkeys([*self._baseline_metrics, *(r.metric for r in self._interval_rules)])
+        self._tracked_metrics = [(name, metric_getter(name)) for name in tracked]
+        det = config.detectors
+        self._loop = LoopDetector(det.loop, now) if det.loop.enabled else None
+        self._stuck = StuckDetector(det.stuck, now) if det.stuck.enabled else None
+        self._suspicious = (
+            SuspiciousDetector(det.suspicious, now) if det.suspicious.enabled else None
+        )
+        self._pattern_detectors = bool(self._loop or self._stuck or self._suspicious)
+        self._drift = DriftDetector(det.drift, now) if det.drift.enabled else None
+        self._policies = (
+            [KillPolicy(p, p.window_seconds or self.default_window) for p in ks.policies]
+            if ks.enabled
+            else []
+        )
+        self._pending: list[Anomaly] = []
+        self._anomaly_hooks: list[Callable[[Anomaly], object]] = []
+
+        # Storage, kill state and the writer.
+        self.store: Store = store if store is not None else _open_store(config)
+        self._kills = KillSwitch(now, self.store)
+        self._default_ttl = ks.default_ttl_seconds
+        st = config.storage
+        self._writer = BackgroundWriter(
+            self.store,
+            queue_size=st.queue_size,
+            batch_size=st.batch_size,
+            flush_interval=st.flush_interval_seconds,
+            tick_interval=ks.poll_interval_seconds,
+            full_policy=st.full_policy,
+            block_timeout=st.block_timeout_seconds,
+            on_tick=self._tick,
+        )
+        self._put = self._writer.put
+        self.bus = EventBus()
+        self.alerts = AlertManager(config.alerts)
+
+        # Counters (read by stats()).
+        self._recorded = 0
+        self._filtered = 0
+        self._blocked = 0
+        self._late = 0
+        self._internal_errors = 0
+        self._anomaly_count = 0
+        self._kill_count = 0
+        self._evicted_agents = 0
+
+        if bl.storage_path:
+            self._load_baselines(Path(bl.storage_path))
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------------------------
+    # the hot path
+    # ------------------------------------------------------------------------------------
+    def record(self, event: AgentEvent) -> None:
+        """Record one event. Never raises into the agent (unless ``strict``); never blocks.
+
+        The event is validated (repaired or rejected per the documented policy), scrubbed of
+        secrets, counted in the windows, run past the detectors and policies, published on the
+        bus and queued for the store. An event from a killed agent/session is stored with
+        ``killed_scope`` set and does not feed the metrics.
+        """
+        try:
+            ev = self._check_event(event)
+            if ev is None:
+                return
+            if self._tracking and not self._is_tracked(ev):
+                self._filtered += 1
+                return
+            if self._redact is not None and ev.data:
+                data = self._redact(ev.data)
+                if data is not ev.data:
+                    ev = _replace(ev, data=data)
+            pending = None
+            with self._lock:
+                self._recorded += 1
+                killed = self._kills.covering(ev.agent, ev.session_id) if self._kills.active else None
+                if killed is not None:
+                    self._blocked += 1
+                    ev = _replace(ev, killed_scope=killed.scope)
+                elif ev.event_type not in _INTERNAL_TYPES:
+                    self._observe(ev)
+                if self._pending:
+                    pending, self._pending = self._pending, []
+            if self.bus.active:
+                self.bus.publish(ev)
+            self._put(ev)
+            if pending:
+                self._act(pending)
+            if ev.event_type in CRITICAL_TYPES:
+                self._writer.flush(5.0)
+        except InvalidEventError:
+            raise
+        except Exception:
+            self._internal_errors += 1
+            if self._internal_errors == 1 or self._internal_errors % 10_000 == 0:
+                log.exception("redline: record() failed internally; the agent was not affected")
+
+    def _observe(self, ev: AgentEvent) -> None:
+        """Windows, per-event detectors and policies. Called with the lock held."""
+        agent = ev.agent
+        windows = self._agents.get(agent)
+        if windows is None:
+            windows = self._new_agent(agent)
+        if not windows.observe(ev):
+            self._late += 1
+            return
+        if self._policies:
+            cur = windows.cur
+            for policy in self._policies:
+                if policy.applies_to(agent):
+                    anomaly = policy.evaluate(
+                        agent, windows.closed(policy.window), cur, self._now()
+                    )
+                    if anomaly is not None:
+                        anomaly.session_id = ev.session_id
+                        self._pending.append(anomaly)
+        if self._event_rules:
+            for rule in self._event_rules:
+                value = getattr(ev, rule.metric, None)
+                if value is None or not rule.applies_to(agent):
+                    continue
+                baseline = self._baselines.get(agent, rule.baseline_key)
+                anomaly = rule.score(agent, float(value), baseline, ev.timestamp, ev.session_id)
+                baseline.update(float(value))
+                if anomaly is not None:
+                    self._pending.append(anomaly)
+        if self._pattern_detectors:
+            name = action_name(ev)
+            if name is not None:
+                for detector in (self._suspicious, self._loop, self._stuck):
+                    if detector is not None:
+                        anomaly = detector.observe(ev, name)
+                        if anomaly is not None:
+                            self._pending.append(anomaly)
+
+    def _is_tracked(self, ev: AgentEvent) -> bool:
+        rule = self._tracking.get(ev.agent)
+        if rule is None:
+            return True
+        enabled, types = rule
+        return enabled and (not types or ev.event_type in types)
+
+    def _new_agent(self, agent: str) -> AgentWindows:
+        if len(self._agents) >= self._max_agents:
+            self._evict_idle()
+            if len(self._agents) >= self._max_agents:
+                overflow = self._agents.get(_OVERFLOW_AGENT)
+                if overflow is not None:
+                    return overflow
+                agent = _OVERFLOW_AGENT
+        windows = AgentWindows(
+            agent, self.windows, start=self._now(), interval=self._interval, hook=self._on_interval
+        )
+        self._agents[agent] = windows
+        return windows
+
+    def _evict_idle(self) -> None:
+        horizon = self._now() - self.max_window
+        idle = [a for a, w in self._agents.items() if w.last_seen < horizon]
+        for agent in idle:
+            del self._agents[agent]
+        self._evicted_agents += len(idle)
+
+    def _on_interval(self, windows: AgentWindows, totals: Totals, start: int, empties: int) -> None:
+        """A baseline interval closed for one agent: score, then learn. Lock held."""
+        agent = windows.agent
+        seconds = windows.interval
+        at = float(start + seconds)
+        for name, getter in self._tracked_metrics:
+            value = getter(totals, _EMPTY, seconds)
+            baseline = self._baselines.get(agent, name)
+            for rule in self._interval_rules:
+                if rule.metric == name and rule.applies_to(agent):
+                    anomaly = rule.score(agent, value, baseline, at)
+                    if anomaly is not None:
+                        self._pending.append(anomaly)
+            baseline.update(value)
+            if empties > 0:
+                baseline.update_many(getter(_EMPTY, _EMPTY, seconds), empties)
+        if self._drift is not None:
+            anomaly = self._drift.observe_interval(agent, totals)
+            if anomaly is not None:
+                self._pending.append(anomaly)
+
+    # ------------------------------------------------------------------------------------
+    # acting on anomalies
+    # ------------------------------------------------------------------------------------
+    def _act(self, anomalies: list[Anomaly]) -> None:
+        for anomaly in anomalies:
+            self._anomaly_count += 1
+            self._record_internal(
+                AgentEvent(
+                    timestamp=anomaly.timestamp,
+                    agent=anomaly.agent,
+                    event_type="anomaly",
+                    session_id=anomaly.session_id,
+                    level="warning",
+                    data=anomaly.to_dict(),
+                )
+            )
+            for hook in list(self._anomaly_hooks):
+                try:
+                    hook(anomaly)
+                except Exception:
+                    log.exception("redline: anomaly hook failed")
+            action = anomaly.action
+            actor = f"{anomaly.kind}:{anomaly.rule}"
+            ttl = None
+            if anomaly.kind == "policy":
+                policy = next((p for p in self._policies if p.name == anomaly.rule), None)
+                ttl = policy.config.ttl_seconds if policy is not None else None
+            if action == "kill_agent":
+                self._kill("agent", anomaly.agent, anomaly.message, actor, ttl, anomaly)
+            elif action == "kill_session":
+                if anomaly.session_id:
+                    self._kill("session", anomaly.session_id, anomaly.message, actor, ttl, anomaly,
+                               agent=anomaly.agent)
+                else:
+                    self._kill("agent", anomaly.agent,
+                               anomaly.message + " (no session on the event: agent killed)",
+                               actor, ttl, anomaly)
+            elif action == "kill_global":
+                self._kill("global", "*", anomaly.message, actor, ttl, anomaly)
+            else:
+                self._alert(
+                    kind=anomaly.kind,
+                    severity=anomaly.severity,
+                    title=f"{anomaly.kind} anomaly: {anomaly.rule}",
+                    message=anomaly.message,
+                    agent=anomaly.agent,
+                    rule=anomaly.rule,
+                    session_id=anomaly.session_id,
+                    details=anomaly.to_dict(),
+                )
+
+    def _record_internal(self, ev: AgentEvent) -> None:
+        """Store and publish a governance event the monitor made itself."""
+        if self._redact is not None and ev.data:
+            ev = _replace(ev, data=self._redact(ev.data))
+        if self.bus.active:
+            self.bus.publish(ev)
+        self._put(ev)
+        if ev.event_type in CRITICAL_TYPES:
+            self._writer.flush(5.0)
+
+    def _alert(self, *, kind: str, severity: str, title: str, message: str, agent: str,
+               rule: str | None = None, session_id: str | None = None,
+               details: dict[str, Any] | None = None) -> Alert:
+        alert = Alert(
+            id=self.alerts.next_id(),
+            kind=kind,
+            severity=severity,
+            title=title,
+            message=message,
+            agent=agent,
+            rule=rule,
+            session_id=session_id,
+            timestamp=self._now(),
+            fingerprint=f"{kind}:{rule or ''}:{agent}",
+            details=details or {},
+        )
+        self._record_internal(
+            AgentEvent(
+                timestamp=alert.timestamp,
+                agent=agent,
+                event_type="alert",
+                session_id=session_id,
+                level=severity,
+                data=alert.to_dict(),
+            )
+        )
+        self.alerts.notify(alert)
+        return alert
+
+    # ------------------------------------------------------------------------------------
+    # kill switches
+    # ------------------------------------------------------------------------------------
+    def kill_agent(self, agent: str, reason: str = "", *, actor: str = "",
+                   ttl_seconds: float | None = None) -> KillRecord:
+        """Stop ``agent`` everywhere this store is shared; ``check()`` raises until revived."""
+        return self._kill("agent", agent, reason, actor, ttl_seconds)
+
+    def kill_session(self, session_id: str, reason: str = "", *, actor: str = "",
+                     ttl_seconds: float | None = None) -> KillRecord:
+        """Stop one session (of any agent)."""
+        return self._kill("session", session_id, reason, actor, ttl_seconds)
+
+    def kill_global(self, reason: str = "", *, actor: str = "",
+                    ttl_seconds: float | None = None) -> KillRecord:
+        """Stop every agent."""
+        return self._kill("global", "*", reason, actor, ttl_seconds)
+
+    def _kill(self, scope: str, target: str, reason: str, actor: str, ttl: float | None,
+              anomaly: Anomaly | None = None, agent: str | None = None) -> KillRecord:
+        ttl = ttl if ttl is not None else self._default_ttl
+        rec = self._kills.kill(
+            scope, target, reason=reason, actor=actor or "api", ttl_seconds=ttl,
+            policy=anomaly.rule if anomaly is not None else None,
+        )
+        self._kill_count += 1
+        who = agent or (target if scope == "agent" else "*")
+        self._record_internal(
+            AgentEvent(
+                timestamp=rec.created_at,
+                agent=who,
+                event_type="kill",
+                session_id=target if scope == "session" else None,
+                level="critical",
+                data={"scope": scope, "target": target, "reason": reason, "actor": rec.actor,
+                      "expires_at": rec.expires_at, "policy": rec.policy},
+            )
+        )
+        what = "all agents" if scope == "global" else f"{scope} {target!r}"
+        self._alert(
+            kind="kill",
+            severity=anomaly.severity if anomaly is not None else "critical",
+            title=f"Killed {what}",
+            message=reason or "no reason given",
+            agent=who,
+            rule=anomaly.rule if anomaly is not None else None,
+            details={"scope": scope, "target": target, "actor": rec.actor,
+                     "expires_at": rec.expires_at},
+        )
+        return rec
+
+    def revive(self, agent: str | None = None, session_id: str | None = None, *,
+               actor: str = "") -> bool:
+        """Lift the kill on ``agent`` and/or ``session_id``; True if anything was lifted.
+
+        Reviving an agent starts its windows afresh and re-arms its policies, so the spike that
+        tripped the switch does not trip it again on the next event.
+        """
+        if agent is None and session_id is None:
+            raise ValueError("revive() needs an agent or a session_id (revive_global() for all)")
+        lifted = False
+        if agent is not None:
+            lifted |= self._revive("agent", agent, actor)
+        if session_id is not None:
+            lifted |= self._revive("session", session_id, actor)
+        return lifted
+
+    def revive_global(self, *, actor: str = "") -> bool:
+        """Lift the global kill; True if there was one."""
+        return self._revive("global", "*", actor)
+
+    def _revive(self, scope: str, target: str, actor: str, *, expired: bool = False,
+                record: KillRecord | None = None) -> bool:
+        rec = record if record is not None else self._kills.revive(scope, target)
+        if scope == "agent":
+            self.reset_metrics(target)
+        elif scope == "global":
+            for policy in self._policies:
+                policy.rearm()
+        if rec is None:
+            return False
+        who = target if scope == "agent" else "*"
+        duration = self._now() - rec.created_at
+        self._record_internal(
+            AgentEvent(
+                agent=who,
+                timestamp=self._now(),
+                event_type="revive",
+                session_id=target if scope == "session" else None,
+                level="warning",
+                data={"scope": scope, "target": target, "actor": actor or ("ttl" if expired else
+                      "api"), "killed_at": rec.created_at, "kill_reason": rec.reason,
+                      "downtime_seconds": duration, "expired": expired},
+            )
+        )
+        self._alert(
+            kind="revive",
+            severity="info",
+            title=f"Revived {'all agents' if scope == 'global' else f'{scope} {target!r}'}",
+            message=("kill expired" if expired else f"revived by {actor or 'api'}")
+            + f" after {duration:.0f}s",
+            agent=who,
+            details={"scope": scope, "target": target},
+        )
+        return True
+
+    def is_killed(self, agent: str, session_id: str | None = None) -> bool:
+        """Whether a kill covers ``agent`` or its session. O(1)."""
+        return self._kills.covering(agent, session_id) is not None
+
+    def check(self, agent: str, session_id: str | None = None) -> None:
+        """Raise :class:`AgentKilledError` if a kill covers ``agent``/``session_id``.
+
+        Call it before every tool or LLM call; it costs a couple of dict lookups.
+        """
+        rec = self._kills.covering(agent, session_id) if self._kills.active else None
+        if rec is not None:
+            raise AgentKilledError(rec.scope, rec.target, rec.reason, rec.actor)
+
+    def guard(self, agent: str, session_id: str | None = None, *, event_type: str = "tool_call",
+              tool: str | None = None, **fields: Any) -> Guard:
+        """A context manager (and decorator) that checks, times and records a block of work.
+
+        On entry it calls :meth:`check`; on exit it records one ``event_type`` event with the
+        block's ``latency_ms`` and ``status`` (``"ok"``, or ``"error"`` with the exception type in
+        ``data["error_type"]``). Exceptions propagate unchanged.
+        """
+        return Guard(self, agent, session_id, event_type, tool, fields)
+
+    def kills(self) -> list[KillRecord]:
+        """Every active kill record."""
+        return self._kills.records()
+
+    # ------------------------------------------------------------------------------------
+    # background duties
+    # ------------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        """Runs on the writer thread: adopt other processes' kills, expire TTLs."""
+        changed = self.store.poll_kills()
+        if changed is not None:
+            added, removed = self._kills.replace_all(changed)
+            for rec in removed:
+                if rec.scope == "agent":
+                    self.reset_metrics(rec.target)
+        for rec in self._kills.expire():
+            self._revive(rec.scope, rec.target, "ttl", expired=True, record=rec)
+
+    # ------------------------------------------------------------------------------------
+    # reads
+    # ------------------------------------------------------------------------------------
+    def get_metrics(self, agent: str | None = None, window: int | None = None, *,
+                    fleet: bool = False) -> MetricSnapshot:
+        """A snapshot of ``agent`` (or of the whole fleet) over ``window`` seconds.
+
+        ``window`` defaults to ``metrics.default_window_seconds`` and is capped at
+        ``max_window_seconds``. Configured windows answer in O(1); others sum their buckets.
+        """
+        now = self._now()
+        seconds = min(window or self.default_window, self.max_window)
+        pending = None
+        with self._lock:
+            if fleet or agent is None:
+                parts: list[Totals] = []
+                for w in self._agents.values():
+                    parts.extend(self._window_parts(w, seconds, now))
+                snap = snapshot_of("*", seconds, now, *parts)
+            else:
+                w = self._agents.get(agent)
+                parts = self._window_parts(w, seconds, now) if w is not None else []
+                snap = snapshot_of(agent, seconds, now, *parts)
+            if self._pending:
+                pending, self._pending = self._pending, []
+        if pending:
+            self._act(pending)
+        return snap
+
+    def _window_parts(self, w: AgentWindows, seconds: int, now: float) -> list[Totals]:
+        if seconds in self.windows:
+            closed, cur = w.window(seconds, now)
+            return [closed, cur]
+        return [sum_recent(w, seconds, now)]
+
+    def get_all_metrics(self, window: int | None = None) -> list[MetricSnapshot]:
+        """One snapshot per agent seen, sorted by agent name."""
+        with self._lock:
+            agents = sorted(self._agents)
+        return [self.get_metrics(a, window) for a in agents]
+
+    def agents(self) -> list[str]:
+        """Names of the agents with live windows."""
+        with self._lock:
+            return sorted(self._agents)
+
+    def get_events(
+        self,
+        *,
+        agent: str | None = None,
+        event_type: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        session_id: str | None = None,
+        user: str | None = None,
+        limit: int | None = 1000,
+        order: str = "desc",
+    ) -> list[dict[str, Any]]:
+        """Stored events as dicts (with ``seq``), newest first unless ``order="asc"``.
+
+        The peer returned the *oldest* N; Redline returns the newest N by default. ``since`` and
+        ``until`` take epoch seconds, ISO 8601 (offsets honoured) or ages like ``"2h"``.
+        """
+        return [
+            s.to_dict()
+            for s in self.events(agent=agent, event_type=event_type, since=since, until=until,
+                                 session_id=session_id, user=user, limit=limit, order=order)
+        ]
+
+    def events(
+        self,
+        *,
+        agent: str | None = None,
+        event_type: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        session_id: str | None = None,
+        user: str | None = None,
+        limit: int | None = None,
+        order: str = "desc",
+        session: str | None = None,
+    ) -> Iterator[StoredEvent]:
+        """Stream stored events (flushes the queue first so what was recorded is visible)."""
+        if order not in ("asc", "desc"):
+            raise ValueError("order must be 'asc' or 'desc'")
+        self.flush()
+        now = self._now()
+        query = EventQuery(
+            agent=agent,
+            session_id=session_id or session,
+            event_type=event_type,
+            user=user,
+            since=parse_time(since, now=now),
+            until=parse_time(until, now=now),
+            limit=limit,
+            order=order,
+        )
+        return self.store.query(query)
+
+    def subscribe(self, handler: Handler, event_type: str | None = None) -> Callable[[], None]:
+        """Call ``handler(event)`` for each recorded event (of ``event_type``, or all).
+
+        Returns a function that unsubscribes. Handlers run on the recording thread.
+        """
+        return self.bus.subscribe(handler, event_type)
+
+    def on_anomaly(self, hook: Callable[[Anomaly], object]) -> Callable[[], None]:
+        """Call ``hook(anomaly)`` for every anomaly; returns a function that removes it."""
+        self._anomaly_hooks.append(hook)
+        return lambda: self._anomaly_hooks.remove(hook)
+
+    def on_alert(self, hook: Callable[[Alert], object]) -> Callable[[], None]:
+        """Call ``hook(alert)`` for every alert; returns a function that removes it."""
+        return self.alerts.add_hook(hook)
+
+    def baseline(self, agent: str, metric: str) -> dict[str, float] | None:
+        """The baseline learned for ``metric`` of ``agent`` (mean, stddev, count), if any."""
+        b = self._baselines.peek(agent, metric)
+        if b is None:
+            return None
+        return {"mean": b.mean, "stddev": b.stddev, "count": float(b.count)}
+
+    def stats(self) -> dict[str, Any]:
+        """Redline's own health: what was recorded, queued, written, dropped, repaired, ..."""
+        w = self._writer
+        v = self._validator
+        return {
+            "recorded": self._recorded,
+            "queued": w.queued,
+            "written": w.written,
+            "dropped": w.dropped,
+            "write_errors": w.write_errors,
+            "last_write_error": w.last_error,
+            "repaired": sum(v.repaired.values()),
+            "repaired_by_reason": dict(v.repaired),
+            "rejected": sum(v.rejected.values()),
+            "rejected_by_reason": dict(v.rejected),
+            "redacted": self._redactor.redacted_count,
+            "filtered": self._filtered,
+            "blocked_while_killed": self._blocked,
+            "late_events": self._late,
+            "internal_errors": self._internal_errors,
+            "subscriber_errors": sum(self.bus.errors.values()),
+            "anomalies": self._anomaly_count,
+            "kills": self._kill_count,
+            "active_kills": len(self._kills.records()),
+            "alerts_sent": self.alerts.sent,
+            "alerts_failed": self.alerts.failed,
+            "agents": len(self._agents),
+            "evicted_agents": self._evicted_agents,
+            "store": self.store.backend,
+            "store_evicted": getattr(self.store, "evicted", 0),
+        }
+
+    def reset_metrics(self, agent: str | None = None) -> None:
+        """Forget window state (of one agent, or all) and re-arm policies; stored events stay.
+
+        This is what the peer's ``flush()`` did; Redline's ``flush()`` makes events durable.
+        """
+        with self._lock:
+            if agent is None:
+                self._agents.clear()
+            else:
+                self._agents.pop(agent, None)
+        for policy in self._policies:
+            policy.rearm(agent)
+
+    # ------------------------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Block until every event recorded so far is committed; False on timeout."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush, stop the writer, persist baselines and close the store. Idempotent."""
+        if self._closed:
+            return True
+        self._closed = True
+        ok = self._writer.close(timeout)
+        path = self.config.baselines.storage_path
+        if path:
+            self._save_baselines(Path(path))
+        _LIVE.discard(self)
+        return ok
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load_baselines(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            self._baselines.load(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("redline: could not load baselines from %s: %s", path, exc)
+
+    def _save_baselines(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(json.dumps(self._baselines.to_dict()), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("redline: could not save baselines to %s: %s", path, exc)
+
+
+_EMPTY = Totals()
+
+
+class Guard(contextlib.ContextDecorator):
+    """What :meth:`Monitor.guard` returns: check on entry, record on exit."""
+
+    def __init__(self, monitor: Monitor, agent: str, session_id: str | None, event_type: str,
+                 tool: str | None, fields: dict[str, Any]) -> None:
+        self._monitor = monitor
+        self._agent = agent
+        self._session = session_id
+        self._type = event_type
+        self._tool = tool
+        self._fields = fields
+        self._local = threading.local()
+
+    def __enter__(self) -> Guard:
+        self._monitor.check(self._agent, self._session)
+        starts: list[float] = getattr(self._local, "starts", [])
+        starts.append(time.perf_counter())
+        self._local.starts = starts
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        latency = (time.perf_counter() - self._local.starts.pop()) * 1000.0
+        data = dict(self._fields.pop("data", {}) or {}) if "data" in self._fields else {}
+        fields = {k: v for k, v in self._fields.items() if k != "data"}
+        if exc_type is not None:
+            data["error_type"] = exc_type.__name__
+            data["error"] = str(exc)[:500]
+        self._monitor.record(
+            AgentEvent(
+                agent=self._agent,
+                event_type=self._type,
+                session_id=self._session,
+                tool=self._tool,
+                latency_ms=latency,
+                status="ok" if exc_type is None else "error",
+                data=data,
+                **fields,
+            )
+        )
+
+
+def _open_store(config: MonitorConfig) -> Store:
+    """The store the config asks for (the embedded default is memory when no path is given)."""
+    st = config.storage
+    backend = st.backend
+    if backend is None:
+        path = st.path or ""
+        if path.endswith((".db", ".sqlite", ".sqlite3")):
+            backend = "sqlite"
+        elif path.endswith(".jsonl"):
+            backend = "jsonl"
+        else:
+            backend = "memory"
+    if backend == "memory":
+        return MemoryStore(max_events=st.max_events)
+    from redline.store import open_store
+
+    return open_store(config, backend)
+
+
+# Monitors still open at interpreter exit are flushed and closed.
+_LIVE: weakref.WeakSet[Monitor] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for monitor in list(_LIVE):
+        try:
+            monitor.close(timeout=5.0)
+        except Exception:
+            log.exception("redline: closing a monitor at exit failed")

@@ -1,0 +1,192 @@
+"""Scrub secrets and personal data from event payloads before anything sees them.
+
+Two kinds of rule, both decided once when the monitor is built:
+
+* **Secret keys.** A key whose name looks like a credential (``password``, ``api_key``,
+  ``Authorization``, ``client_secret`` ...) has its value replaced by ``"[REDACTED]"``, at any depth.
+  Key names repeat endlessly, so each distinct name is judged once and remembered (bounded).
+* **Value patterns.** Strings matching a pattern (emails, payment-card numbers that pass the Luhn
+  check, and any configured regex) have the match replaced by ``"[REDACTED:<name>]"``. Short strings
+  repeat too (model names, statuses), so their verdict is remembered as well.
+
+The user's dict is never mutated: a payload with nothing to scrub is returned as is, one that
+needs scrubbing is copied along the path that changed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+__all__ = ["DEFAULT_SECRET_KEY_PARTS", "REDACTED", "Redactor"]
+
+REDACTED: Final = "[REDACTED]"
+
+#: Substrings of a normalised key name (lower case, ``-``/`` `` → ``_``) that mark a secret.
+DEFAULT_SECRET_KEY_PARTS: Final[tuple[str, ...]] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "private_key",
+    "credential",
+    "authorization",
+    "auth_header",
+    "cookie",
+    "session_key",
+    "bearer",
+    "signature",
+)
+#: Whole key names that are secrets although no part above matches.
+_SECRET_EXACT: Final = frozenset({"key", "auth", "pin", "ssn", "cvv", "cvc"})
+#: Keys that contain a secret-looking part but are counters, not secrets.
+_NOT_SECRET: Final = frozenset(
+    {"tokens", "tokens_in", "tokens_out", "tokens_cached", "token_count", "max_tokens",
+     "input_tokens", "output_tokens", "total_tokens", "prompt_tokens", "completion_tokens",
+     "cached_tokens", "token_usage", "key_count"}
+)
+
+_EMAIL = r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
+_CARD = r"(?P<card>\b(?:\d[ -]?){12,18}\d\b)"
+_MEMO_LIMIT: Final = 65_536
+_MEMO_MAX_LEN: Final = 256
+_MAX_DEPTH: Final = 32
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+class Redactor:
+    """Decides what to scrub once, then scrubs payloads cheaply.
+
+    ``patterns`` maps a name to a regex for extra value patterns; ``emails`` and ``cards`` switch
+    the built-in ones. ``extra_keys`` adds key-name parts to treat as secrets.
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        extra_keys: Iterable[str] = (),
+        emails: bool = True,
+        cards: bool = True,
+        patterns: dict[str, str] | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self._key_parts = tuple(DEFAULT_SECRET_KEY_PARTS) + tuple(
+            _normalise(k) for k in extra_keys
+        )
+        parts = []
+        if emails:
+            parts.append(_EMAIL)
+        if cards:
+            parts.append(_CARD)
+        self._names: list[str] = []
+        for name, rx in (patterns or {}).items():
+            group = f"p_{len(self._names)}"
+            self._names.append(name)
+            parts.append(f"(?P<{group}>{rx})")
+        self._value_rx = re.compile("|".join(parts)) if parts else None
+        self._key_memo: dict[str, bool] = {}
+        self._value_memo: dict[str, str | None] = {}
+        self.redacted_count = 0
+
+    def is_secret_key(self, key: str) -> bool:
+        """Whether values under ``key`` are scrubbed whole."""
+        verdict = self._key_memo.get(key)
+        if verdict is None:
+            norm = _normalise(key)
+            verdict = norm not in _NOT_SECRET and (
+                norm in _SECRET_EXACT or any(p in norm for p in self._key_parts)
+            )
+            if len(self._key_memo) < _MEMO_LIMIT:
+                self._key_memo[key] = verdict
+        return verdict
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with every pattern match replaced by ``[REDACTED:<name>]``."""
+        rx = self._value_rx
+        if rx is None:
+            return text
+        short = len(text) <= _MEMO_MAX_LEN
+        if short:
+            memo = self._value_memo.get(text, text)
+            if memo is None:
+                return text
+            if memo is not text:
+                return memo
+        result = rx.sub(self._replace, text)
+        if short and len(self._value_memo) < _MEMO_LIMIT:
+            self._value_memo[text] = None if result == text else result
+        return result
+
+    def _replace(self, m: re.Match[str]) -> str:
+        kind = m.lastgroup or "value"
+        if kind == "card":
+            digits = re.sub(r"\D", "", m.group(0))
+            if not _luhn_ok(digits):
+                return m.group(0)
+        elif kind.startswith("p_"):
+            kind = self._names[int(kind[2:])]
+        return f"[REDACTED:{kind}]"
+
+    def scrub(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with secrets scrubbed; the same object when nothing needed scrubbing."""
+        if not self.enabled or not data:
+            return data
+        result = self._scrub_dict(data, 0)
+        if result is not data:
+            self.redacted_count += 1
+        return result
+
+    def _scrub_dict(self, data: dict[str, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] | None = None
+        for key, value in data.items():
+            new = value
+            if isinstance(key, str) and self.is_secret_key(key):
+                if value is not None and value != REDACTED:
+                    new = REDACTED
+            else:
+                new = self._scrub_value(value, depth)
+            if new is not value:
+                if out is None:
+                    out = dict(data)
+                out[key] = new
+        return data if out is None else out
+
+    def _scrub_value(self, value: Any, depth: int) -> Any:
+        cls = type(value)
+        if cls is str:
+            return self.scrub_text(value)
+        if depth >= _MAX_DEPTH:
+            return value
+        if cls is dict:
+            return self._scrub_dict(value, depth + 1)
+        if cls is list or cls is tuple:
+            out: list[Any] | None = None
+            for i, item in enumerate(value):
+                new = self._scrub_value(item, depth + 1)
+                if new is not item:
+                    if out is None:
+                        out = list(value)
+                    out[i] = new
+            return value if out is None else out
+        return value
+
+
+def _normalise(key: str) -> str:
+    return key.lower().replace("-", "_").replace(" ", "_")

@@ -1,0 +1,87 @@
+"""A bounded in-memory store: the default when no path is configured, and the test double.
+
+It keeps the newest ``max_events`` events (evictions are counted) and kill state in dicts. Nothing
+survives the process, which is the point: ``Monitor()`` with no config needs no disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+
+from redline.events import AgentEvent
+from redline.store.base import EventQuery, KillRecord, StoredEvent
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Events in a bounded deque, kills in a dict; safe to share between threads."""
+
+    backend = "memory"
+
+    def __init__(self, max_events: int = 1_000_000) -> None:
+        self.max_events = max_events
+        self._events: deque[StoredEvent] = deque(maxlen=max_events)
+        self._seq = itertools.count(1)
+        self._kills: dict[tuple[str, str], KillRecord] = {}
+        self._kill_version = 0
+        self._polled_version = 0
+        self._lock = threading.Lock()
+        self.evicted = 0
+
+    def append(self, events: Sequence[AgentEvent]) -> None:
+        """Keep the batch; the oldest events leave once ``max_events`` is reached (counted)."""
+        with self._lock:
+            overflow = len(self._events) + len(events) - self.max_events
+            if overflow > 0:
+                self.evicted += overflow
+            seq = self._seq
+            self._events.extend(StoredEvent(seq=next(seq), event=e) for e in events)
+
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """Matching events, newest first unless ``order="asc"``; a snapshot of the moment."""
+        with self._lock:
+            rows = list(self._events)
+        ordered = rows if query.order == "asc" else reversed(rows)
+        matching = (r for r in ordered if query.matches(r.seq, r.event))
+        if query.limit is not None:
+            return itertools.islice(matching, query.limit)
+        return iter(matching)
+
+    def count(self, query: EventQuery) -> int:
+        """How many stored events match."""
+        with self._lock:
+            rows = list(self._events)
+        return sum(1 for r in rows if query.matches(r.seq, r.event))
+
+    def load_kills(self) -> list[KillRecord]:
+        """The kill records."""
+        with self._lock:
+            return list(self._kills.values())
+
+    def put_kill(self, record: KillRecord) -> None:
+        """Insert or replace a kill record."""
+        with self._lock:
+            self._kills[record.key] = record
+            self._kill_version += 1
+
+    def delete_kill(self, scope: str, target: str) -> None:
+        """Remove a kill record."""
+        with self._lock:
+            if self._kills.pop((scope, target), None) is not None:
+                self._kill_version += 1
+
+    def poll_kills(self) -> list[KillRecord] | None:
+        """Kill state when it changed since the last poll (only this process can change it)."""
+        with self._lock:
+            if self._kill_version == self._polled_version:
+                return None
+            self._polled_version = self._kill_version
+            return list(self._kills.values())
+
+    def close(self) -> None:
+        """Nothing to release."""
+        return None

@@ -1,0 +1,297 @@
+"""The bad-input policy: what ``record()`` does with an event that is not quite right.
+
+Observation must never break the agent, so by default nothing here raises. Each problem is
+*repaired* (the event is kept, the bad value fixed, the original kept under ``data["_repaired"]``
+as evidence) or *rejected* (the event is dropped), counted by reason in ``monitor.stats()``, and
+logged once per reason. With ``strict=True`` every problem raises :class:`InvalidEventError` instead.
+
+=========================================  ==========  =============================================
+problem                                    outcome     how
+=========================================  ==========  =============================================
+not an ``AgentEvent`` nor a mapping        rejected    ``not_an_event``
+``agent`` empty or blank                   rejected    ``agent_empty`` (nothing to attribute it to)
+``agent`` / ``event_type`` not a string    repaired    ``str(value)``
+``event_type`` empty                       repaired    becomes ``"action"``
+``timestamp`` not a finite number          repaired    set to now
+``timestamp`` ahead of now by > skew       repaired    set to now (a future time would expire windows)
+``cost_usd`` / ``latency_ms`` NaN, inf,    repaired    set to ``None``; numeric strings are parsed
+negative or not a number
+``tokens_*`` negative or not an integer    repaired    set to ``None``; integral floats converted
+other optional text fields not strings     repaired    ``str(value)``
+``tags`` not a list of strings             repaired    each item ``str()``-ed; a lone value wrapped
+``data`` not a dict                        repaired    ``{"value": data}``
+``data`` values not JSON-serialisable      repaired    each such value ``str()``-ed
+``data`` larger than ``max_data_bytes``    repaired    replaced by a preview and the original size
+=========================================  ==========  =============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from redline.events import AgentEvent
+from redline.exceptions import InvalidEventError
+
+__all__ = ["EventValidator"]
+
+log = logging.getLogger("redline")
+
+_INF: Final = math.inf
+_TEXT_FIELDS: Final = (
+    "session_id", "user", "tenant", "model", "tool", "status",
+    "trace_id", "span_id", "parent_span_id", "level",
+)
+_TOKEN_FIELDS: Final = ("tokens_in", "tokens_out", "tokens_cached")
+_PREVIEW_BYTES: Final = 1024
+
+
+def _stringify(obj: Any) -> Any:
+    return repr(obj) if not isinstance(obj, str) else obj
+
+
+class EventValidator:
+    """Checks events on the hot path; repairs, rejects or raises per the policy above.
+
+    ``check()`` costs a few type tests for a good event; only a bad one takes the slow path.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        strict: bool = False,
+        max_data_bytes: int = 65_536,
+        max_clock_skew: float = 300.0,
+    ) -> None:
+        self._now = clock
+        self.strict = strict
+        self.max_data_bytes = max_data_bytes
+        self.max_clock_skew = max_clock_skew
+        self.repaired: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self._logged: set[str] = set()
+        self._encode = msgspec.json.Encoder().encode
+        self._encode_lenient = msgspec.json.Encoder(enc_hook=_stringify).encode
+
+    # -- the hot path ---------------------------------------------------------------------
+    def check(self, event: Any) -> AgentEvent | None:
+        """The event to record (possibly repaired), or ``None`` when rejected."""
+        if type(event) is AgentEvent:
+            t = event.timestamp
+            c = event.cost_usd
+            lat = event.latency_ms
+            agent = event.agent
+            data = event.data
+            if (
+                type(t) is float
+                and t == t
+                and t < self._now() + self.max_clock_skew
+                and type(agent) is str
+                and agent
+                and not agent.isspace()
+                and type(event.event_type) is str
+                and event.event_type
+                and (c is None or (type(c) is float and 0.0 <= c < _INF))
+                and (lat is None or (type(lat) is float and 0.0 <= lat < _INF))
+                and type(data) is dict
+                and type(event.tags) is list
+            ):
+                if data:
+                    try:
+                        size = len(self._encode(data))
+                    except (TypeError, msgspec.EncodeError, OverflowError, ValueError):
+                        return self._slow(event)
+                    if size > self.max_data_bytes:
+                        return self._slow(event)
+                if event.tokens_in is None and event.tokens_out is None and (
+                    event.tokens_cached is None
+                ):
+                    return event
+                if all(
+                    v is None or (type(v) is int and v >= 0)
+                    for v in (event.tokens_in, event.tokens_out, event.tokens_cached)
+                ):
+                    return event
+            return self._slow(event)
+        if isinstance(event, Mapping):
+            return self._from_mapping(event)
+        return self._reject("not_an_event", f"expected an AgentEvent, got {type(event).__name__}")
+
+    # -- the slow path --------------------------------------------------------------------
+    def _from_mapping(self, raw: Mapping[str, Any]) -> AgentEvent | None:
+        fields = set(AgentEvent.__struct_fields__)
+        unknown = [k for k in raw if k not in fields]
+        kwargs = {k: v for k, v in raw.items() if k in fields}
+        if unknown:
+            data = dict(kwargs.get("data") or {}) if isinstance(kwargs.get("data"), dict) else {}
+            extra = {k: raw[k] for k in unknown}
+            data.setdefault("_extra", extra)
+            kwargs["data"] = data
+            self._repair("unknown_fields", f"unknown event fields {sorted(map(str, unknown))}")
+        event = AgentEvent(**kwargs)
+        return self._slow(event)
+
+    def _slow(self, event: AgentEvent) -> AgentEvent | None:
+        notes: dict[str, Any] = {}
+        changes: dict[str, Any] = {}
+
+        agent = event.agent
+        if not isinstance(agent, str):
+            agent = "" if agent is None else str(agent)
+            changes["agent"] = agent
+            notes["agent"] = repr(event.agent)
+            self._repair("agent_type", "agent was not a string")
+        if not agent or agent.isspace():
+            return self._reject("agent_empty", "agent name is empty")
+
+        etype = event.event_type
+        if not isinstance(etype, str):
+            changes["event_type"] = etype = str(etype)
+            self._repair("event_type_type", "event_type was not a string")
+        if not etype:
+            changes["event_type"] = "action"
+            self._repair("event_type_empty", "event_type was empty; recorded as 'action'")
+
+        now = self._now()
+        t = event.timestamp
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            notes["timestamp"] = repr(t)
+            changes["timestamp"] = now
+            self._repair("timestamp_invalid", "timestamp was not a finite number; set to now")
+        elif t >= now + self.max_clock_skew:
+            notes["timestamp"] = t
+            changes["timestamp"] = now
+            self._repair("timestamp_future", "timestamp was in the future; set to now")
+        elif type(t) is not float:
+            changes["timestamp"] = float(t)
+
+        for name in ("cost_usd", "latency_ms"):
+            value = getattr(event, name)
+            if value is None:
+                continue
+            fixed = _as_nonneg_float(value)
+            if fixed is None:
+                notes[name] = value if isinstance(value, (int, float, str)) else repr(value)
+                changes[name] = None
+                self._repair(f"{name}_invalid", f"{name} was {value!r}; dropped")
+            elif fixed != value or type(value) is not float:
+                changes[name] = fixed
+
+        for name in _TOKEN_FIELDS:
+            value = getattr(event, name)
+            if value is None:
+                continue
+            fixed_int = _as_nonneg_int(value)
+            if fixed_int is None:
+                notes[name] = value if isinstance(value, (int, float, str)) else repr(value)
+                changes[name] = None
+                self._repair(f"{name}_invalid", f"{name} was {value!r}; dropped")
+            elif fixed_int != value or type(value) is not int:
+                changes[name] = fixed_int
+
+        for name in _TEXT_FIELDS:
+            value = getattr(event, name)
+            if value is not None and not isinstance(value, str):
+                changes[name] = str(value)
+                self._repair(f"{name}_type", f"{name} was not a string")
+
+        tags = event.tags
+        if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
+            if isinstance(tags, (list, tuple, set, frozenset)):
+                changes["tags"] = [str(x) for x in tags]
+            elif tags is None:
+                changes["tags"] = []
+            else:
+                changes["tags"] = [str(tags)]
+            self._repair("tags_type", "tags was not a list of strings")
+
+        data = event.data
+        if not isinstance(data, dict):
+            data = {} if data is None else {"value": data}
+            self._repair("data_type", "data was not a dict")
+        data = self._repair_data(data)
+        if notes:
+            data = dict(data)
+            data["_repaired"] = notes
+        if data is not event.data:
+            changes["data"] = data
+
+        if not changes:
+            return event
+        return msgspec.structs.replace(event, **changes)
+
+    def _repair_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            raw = self._encode(data)
+        except (TypeError, msgspec.EncodeError, OverflowError, ValueError):
+            try:
+                raw = self._encode_lenient(data)
+            except (TypeError, msgspec.EncodeError, OverflowError, ValueError, RecursionError):
+                self._repair("data_unserialisable", "data could not be encoded; stringified")
+                return {"_unserialisable": repr(data)[:_PREVIEW_BYTES]}
+            data = msgspec.json.decode(raw)
+            self._repair("data_unserialisable", "data held values JSON cannot encode; stringified")
+        if len(raw) > self.max_data_bytes:
+            self._repair("data_oversize", f"data was {len(raw)} bytes; kept a preview")
+            return {
+                "_truncated": True,
+                "_original_bytes": len(raw),
+                "_preview": raw[:_PREVIEW_BYTES].decode("utf-8", "replace"),
+            }
+        return data
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _repair(self, reason: str, message: str) -> None:
+        if self.strict:
+            raise InvalidEventError([(reason, message)])
+        self.repaired[reason] = self.repaired.get(reason, 0) + 1
+        self._log_once(reason, "repaired an event: %s", message)
+
+    def _reject(self, reason: str, message: str) -> None:
+        if self.strict:
+            raise InvalidEventError([(reason, message)])
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._log_once(reason, "rejected an event: %s", message)
+        return None
+
+    def _log_once(self, reason: str, fmt: str, message: str) -> None:
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning(fmt + " (further cases are counted in stats(), not logged)", message)
+
+
+def _as_nonneg_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+        if math.isfinite(f) and f >= 0.0:
+            return f
+    return None
+
+
+def _as_nonneg_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            return None
+        value = int(value)
+    if isinstance(value, int) and value >= 0:
+        return value
+    return None

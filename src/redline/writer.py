@@ -1,0 +1,206 @@
+"""The background writer: a bounded queue between ``record()`` and the store.
+
+Modelled on OpenTelemetry's batch processor. ``put()`` is a deque append plus, when a batch is
+ready, one wake-up of the worker; it never blocks (unless the ``block`` policy is chosen) and never
+drops silently. The worker drains batches into ``store.append()``, wakes at least every
+``flush_interval`` seconds, runs the monitor's periodic duties (``on_tick``: kill polling, TTL
+expiry), and retries a failing store with backoff while keeping the batch.
+
+``flush()`` returns once everything put before it has been committed (or the timeout passed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from redline.events import AgentEvent
+from redline.store.base import Store
+
+__all__ = ["BackgroundWriter"]
+
+log = logging.getLogger("redline")
+
+
+class BackgroundWriter:
+    """Moves events from a bounded queue to a store on a daemon thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        queue_size: int = 100_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 0.2,
+        tick_interval: float = 0.05,
+        full_policy: str = "drop_oldest",
+        block_timeout: float = 0.05,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.tick_interval = min(tick_interval, flush_interval)
+        self.full_policy = full_policy
+        self.block_timeout = block_timeout
+        self._on_tick = on_tick
+        self._queue: deque[AgentEvent] = deque()
+        self._wake = threading.Event()
+        self._signalled = False
+        self._done = threading.Condition()
+        self._space = threading.Condition()
+        self._enqueued = 0
+        self._written = 0
+        self.dropped = 0
+        self.write_errors = 0
+        self.last_write_at: float | None = None
+        self.last_error: str | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="redline-writer", daemon=True)
+        self._thread.start()
+
+    # -- the hot path ---------------------------------------------------------------------
+    def put(self, event: AgentEvent) -> None:
+        """Queue ``event``; applies the full-queue policy when the queue is at capacity."""
+        queue = self._queue
+        if len(queue) >= self.queue_size and not self._make_room():
+            self.dropped += 1
+            return
+        queue.append(event)
+        self._enqueued += 1
+        if not self._signalled and len(queue) >= self.batch_size:
+            self._signalled = True
+            self._wake.set()
+
+    def _make_room(self) -> bool:
+        """Apply the policy; True when ``event`` may still be appended."""
+        if self.full_policy == "drop_oldest":
+            try:
+                self._queue.popleft()
+            except IndexError:
+                return True
+            self.dropped += 1
+            self._written += 1  # it will never be written; keep flush() waits honest
+            return True
+        if self.full_policy == "block":
+            self._wake.set()
+            deadline = time.monotonic() + self.block_timeout
+            with self._space:
+                while len(self._queue) >= self.queue_size:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return False
+                    self._space.wait(left)
+            return True
+        return False
+
+    # -- waiting for durability -----------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is committed; False on timeout."""
+        target = self._enqueued
+        if self._written >= target:
+            return True
+        if not self._thread.is_alive():
+            self._drain_inline()
+            return self._written >= target
+        self._wake.set()
+        with self._done:
+            return self._done.wait_for(lambda: self._written >= target, timeout)
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush, stop the thread and close the store. Idempotent."""
+        if self._closing:
+            return True
+        ok = self.flush(timeout)
+        self._closing = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._drain_inline()
+        try:
+            self.store.close()
+        except Exception:
+            log.exception("redline: closing the store failed")
+            return False
+        return ok
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be written."""
+        return len(self._queue)
+
+    @property
+    def written(self) -> int:
+        """Events committed (plus those dropped-oldest, which will never be)."""
+        return self._written
+
+    # -- the worker -----------------------------------------------------------------------
+    def _run(self) -> None:
+        next_tick = 0.0
+        backoff = 0.05
+        while True:
+            self._wake.wait(self.tick_interval)
+            self._wake.clear()
+            self._signalled = False
+            now = time.monotonic()
+            if self._on_tick is not None and now >= next_tick:
+                next_tick = now + self.tick_interval
+                try:
+                    self._on_tick()
+                except Exception:
+                    log.exception("redline: periodic duty failed")
+            while self._queue:
+                if not self._write_batch():
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    if self._closing:
+                        return
+                    break
+                backoff = 0.05
+            if self._closing:
+                return
+
+    def _write_batch(self) -> bool:
+        queue = self._queue
+        batch: list[AgentEvent] = []
+        pop = queue.popleft
+        try:
+            for _ in range(self.batch_size):
+                batch.append(pop())
+        except IndexError:
+            pass
+        if not batch:
+            return True
+        try:
+            self.store.append(batch)
+        except Exception as exc:
+            # Put the batch back, in order, so nothing that fits is lost.
+            queue.extendleft(reversed(batch))
+            self.write_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            if self.write_errors == 1 or self.write_errors % 100 == 0:
+                log.error("redline: writing %d events failed (%s); will retry",
+                          len(batch), self.last_error)
+            return False
+        self.last_write_at = time.time()
+        with self._done:
+            self._written += len(batch)
+            self._done.notify_all()
+        if self.full_policy == "block":
+            with self._space:
+                self._space.notify_all()
+        return True
+
+    def _drain_inline(self) -> None:
+        """Write what is left from the calling thread (after the worker stopped)."""
+        for _ in range(3):
+            while self._queue:
+                if not self._write_batch():
+                    break
+            if not self._queue:
+                return
+
