@@ -70,4 +70,6 @@ class EventBus:
                 count = self.errors.get(name, 0)
                 self.errors[name] = count + 1
                 if count == 0:
-                    log.exception("redline subscriber %s failed; further failures are counted", name)
+                    log.exception(
+                        "redline subscriber %s failed; further failures are counted", name
+                    )

@@ -60,7 +60,14 @@ SEVERITIES: Final[dict[str, int]] = {
 OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
 KILL_ACTIONS: Final = ("kill_agent", "kill_session", "kill_global", "alert")
 CHANNEL_TYPES: Final = (
-    "console", "file", "jsonl", "webhook", "slack", "pagerduty", "opsgenie", "email",
+    "console",
+    "file",
+    "jsonl",
+    "webhook",
+    "slack",
+    "pagerduty",
+    "opsgenie",
+    "email",
 )
 
 
@@ -182,7 +189,13 @@ class SuspiciousConfig(_Base):
     enabled: bool = True
     patterns: list[str] = msgspec.field(
         default_factory=lambda: [
-            "delete", "remove", "drop", "truncate", "send_email", "transfer", "payment",
+            "delete",
+            "remove",
+            "drop",
+            "truncate",
+            "send_email",
+            "transfer",
+            "payment",
         ]
     )
     severity: str = "medium"
@@ -426,7 +439,9 @@ def _explain(message: str, raw: Any, source: str) -> str:
         return f"{source}: {where}: required key is missing"
     expected = re.match(r"Expected `(.+?)`, got `(.+?)`", msg)
     if expected:
-        want = " or ".join(_EXPECTED.get(p.strip(), p.strip()) for p in expected.group(1).split("|"))
+        want = " or ".join(
+            _EXPECTED.get(p.strip(), p.strip()) for p in expected.group(1).split("|")
+        )
         got = _value_at(raw, path)
         return f"{source}: {path or '<root>'}: expected {want}, got {got!r}"
     return f"{source}: {path or '<root>'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}"

@@ -118,7 +118,14 @@ _CATEGORY: Final[dict[str, str]] = {
 }
 
 EVENT_TYPES: Final[frozenset[str]] = frozenset(_CATEGORY)
-CATEGORIES: Final[tuple[str, ...]] = ("action", "decision", "error", "security", "performance", "user")
+CATEGORIES: Final[tuple[str, ...]] = (
+    "action",
+    "decision",
+    "error",
+    "security",
+    "performance",
+    "user",
+)
 
 #: Types whose loss would hide a governance action; the store commits them synchronously
 #: when ``durability`` asks for it.

@@ -117,15 +117,21 @@ class Monitor:
         self._baselines = BaselineBook(bl)
         self._interval = bl.interval_seconds
         self._baseline_metrics = tuple(bl.metrics) if bl.enabled else ()
-        rules = [
-            ZScoreRule(r, min_samples=bl.min_samples, variables=config.variables, clock=now)
-            for r in config.anomaly_detection.rules
-        ] if config.anomaly_detection.enabled else []
+        rules = (
+            [
+                ZScoreRule(r, min_samples=bl.min_samples, variables=config.variables, clock=now)
+                for r in config.anomaly_detection.rules
+            ]
+            if config.anomaly_detection.enabled
+            else []
+        )
         self._interval_rules = [r for r in rules if not r.per_event]
         self._event_rules = [r for r in rules if r.per_event]
         from redline.metrics.snapshot import metric_getter
 
-        tracked = dict.fromkeys([*self._baseline_metrics, *(r.metric for r in self._interval_rules)])
+        tracked = dict.fromkeys(
+            [*self._baseline_metrics, *(r.metric for r in self._interval_rules)]
+        )
         self._tracked_metrics = [(name, metric_getter(name)) for name in tracked]
         det = config.detectors
         self._loop = LoopDetector(det.loop, now) if det.loop.enabled else None
@@ -201,7 +207,9 @@ class Monitor:
             pending = None
             with self._lock:
                 self._recorded += 1
-                killed = self._kills.covering(ev.agent, ev.session_id) if self._kills.active else None
+                killed = (
+                    self._kills.covering(ev.agent, ev.session_id) if self._kills.active else None
+                )
                 if killed is not None:
                     self._blocked += 1
                     ev = _replace(ev, killed_scope=killed.scope)
@@ -341,12 +349,24 @@ class Monitor:
                 self._kill("agent", anomaly.agent, anomaly.message, actor, ttl, anomaly)
             elif action == "kill_session":
                 if anomaly.session_id:
-                    self._kill("session", anomaly.session_id, anomaly.message, actor, ttl, anomaly,
-                               agent=anomaly.agent)
+                    self._kill(
+                        "session",
+                        anomaly.session_id,
+                        anomaly.message,
+                        actor,
+                        ttl,
+                        anomaly,
+                        agent=anomaly.agent,
+                    )
                 else:
-                    self._kill("agent", anomaly.agent,
-                               anomaly.message + " (no session on the event: agent killed)",
-                               actor, ttl, anomaly)
+                    self._kill(
+                        "agent",
+                        anomaly.agent,
+                        anomaly.message + " (no session on the event: agent killed)",
+                        actor,
+                        ttl,
+                        anomaly,
+                    )
             elif action == "kill_global":
                 self._kill("global", "*", anomaly.message, actor, ttl, anomaly)
             else:
@@ -371,9 +391,18 @@ class Monitor:
         if ev.event_type in CRITICAL_TYPES:
             self._writer.flush(5.0)
 
-    def _alert(self, *, kind: str, severity: str, title: str, message: str, agent: str,
-               rule: str | None = None, session_id: str | None = None,
-               details: dict[str, Any] | None = None) -> Alert:
+    def _alert(
+        self,
+        *,
+        kind: str,
+        severity: str,
+        title: str,
+        message: str,
+        agent: str,
+        rule: str | None = None,
+        session_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Alert:
         alert = Alert(
             id=self.alerts.next_id(),
             kind=kind,
@@ -403,26 +432,46 @@ class Monitor:
     # ------------------------------------------------------------------------------------
     # kill switches
     # ------------------------------------------------------------------------------------
-    def kill_agent(self, agent: str, reason: str = "", *, actor: str = "",
-                   ttl_seconds: float | None = None) -> KillRecord:
+    def kill_agent(
+        self, agent: str, reason: str = "", *, actor: str = "", ttl_seconds: float | None = None
+    ) -> KillRecord:
         """Stop ``agent`` everywhere this store is shared; ``check()`` raises until revived."""
         return self._kill("agent", agent, reason, actor, ttl_seconds)
 
-    def kill_session(self, session_id: str, reason: str = "", *, actor: str = "",
-                     ttl_seconds: float | None = None) -> KillRecord:
+    def kill_session(
+        self,
+        session_id: str,
+        reason: str = "",
+        *,
+        actor: str = "",
+        ttl_seconds: float | None = None,
+    ) -> KillRecord:
         """Stop one session (of any agent)."""
         return self._kill("session", session_id, reason, actor, ttl_seconds)
 
-    def kill_global(self, reason: str = "", *, actor: str = "",
-                    ttl_seconds: float | None = None) -> KillRecord:
+    def kill_global(
+        self, reason: str = "", *, actor: str = "", ttl_seconds: float | None = None
+    ) -> KillRecord:
         """Stop every agent."""
         return self._kill("global", "*", reason, actor, ttl_seconds)
 
-    def _kill(self, scope: str, target: str, reason: str, actor: str, ttl: float | None,
-              anomaly: Anomaly | None = None, agent: str | None = None) -> KillRecord:
+    def _kill(
+        self,
+        scope: str,
+        target: str,
+        reason: str,
+        actor: str,
+        ttl: float | None,
+        anomaly: Anomaly | None = None,
+        agent: str | None = None,
+    ) -> KillRecord:
         ttl = ttl if ttl is not None else self._default_ttl
         rec = self._kills.kill(
-            scope, target, reason=reason, actor=actor or "api", ttl_seconds=ttl,
+            scope,
+            target,
+            reason=reason,
+            actor=actor or "api",
+            ttl_seconds=ttl,
             policy=anomaly.rule if anomaly is not None else None,
         )
         self._kill_count += 1
@@ -434,8 +483,14 @@ class Monitor:
                 event_type="kill",
                 session_id=target if scope == "session" else None,
                 level="critical",
-                data={"scope": scope, "target": target, "reason": reason, "actor": rec.actor,
-                      "expires_at": rec.expires_at, "policy": rec.policy},
+                data={
+                    "scope": scope,
+                    "target": target,
+                    "reason": reason,
+                    "actor": rec.actor,
+                    "expires_at": rec.expires_at,
+                    "policy": rec.policy,
+                },
             )
         )
         what = "all agents" if scope == "global" else f"{scope} {target!r}"
@@ -446,13 +501,18 @@ class Monitor:
             message=reason or "no reason given",
             agent=who,
             rule=anomaly.rule if anomaly is not None else None,
-            details={"scope": scope, "target": target, "actor": rec.actor,
-                     "expires_at": rec.expires_at},
+            details={
+                "scope": scope,
+                "target": target,
+                "actor": rec.actor,
+                "expires_at": rec.expires_at,
+            },
         )
         return rec
 
-    def revive(self, agent: str | None = None, session_id: str | None = None, *,
-               actor: str = "") -> bool:
+    def revive(
+        self, agent: str | None = None, session_id: str | None = None, *, actor: str = ""
+    ) -> bool:
         """Lift the kill on ``agent`` and/or ``session_id``; True if anything was lifted.
 
         Reviving an agent starts its windows afresh and re-arms its policies, so the spike that
@@ -471,8 +531,15 @@ class Monitor:
         """Lift the global kill; True if there was one."""
         return self._revive("global", "*", actor)
 
-    def _revive(self, scope: str, target: str, actor: str, *, expired: bool = False,
-                record: KillRecord | None = None) -> bool:
+    def _revive(
+        self,
+        scope: str,
+        target: str,
+        actor: str,
+        *,
+        expired: bool = False,
+        record: KillRecord | None = None,
+    ) -> bool:
         rec = record if record is not None else self._kills.revive(scope, target)
         if scope == "agent":
             self.reset_metrics(target)
@@ -490,9 +557,15 @@ class Monitor:
                 event_type="revive",
                 session_id=target if scope == "session" else None,
                 level="warning",
-                data={"scope": scope, "target": target, "actor": actor or ("ttl" if expired else
-                      "api"), "killed_at": rec.created_at, "kill_reason": rec.reason,
-                      "downtime_seconds": duration, "expired": expired},
+                data={
+                    "scope": scope,
+                    "target": target,
+                    "actor": actor or ("ttl" if expired else "api"),
+                    "killed_at": rec.created_at,
+                    "kill_reason": rec.reason,
+                    "downtime_seconds": duration,
+                    "expired": expired,
+                },
             )
         )
         self._alert(
@@ -519,8 +592,15 @@ class Monitor:
         if rec is not None:
             raise AgentKilledError(rec.scope, rec.target, rec.reason, rec.actor)
 
-    def guard(self, agent: str, session_id: str | None = None, *, event_type: str = "tool_call",
-              tool: str | None = None, **fields: Any) -> Guard:
+    def guard(
+        self,
+        agent: str,
+        session_id: str | None = None,
+        *,
+        event_type: str = "tool_call",
+        tool: str | None = None,
+        **fields: Any,
+    ) -> Guard:
         """A context manager (and decorator) that checks, times and records a block of work.
 
         On entry it calls :meth:`check`; on exit it records one ``event_type`` event with the
@@ -540,7 +620,7 @@ class Monitor:
         """Runs on the writer thread: adopt other processes' kills, expire TTLs."""
         changed = self.store.poll_kills()
         if changed is not None:
-            added, removed = self._kills.replace_all(changed)
+            _added, removed = self._kills.replace_all(changed)
             for rec in removed:
                 if rec.scope == "agent":
                     self.reset_metrics(rec.target)
@@ -550,8 +630,9 @@ class Monitor:
     # ------------------------------------------------------------------------------------
     # reads
     # ------------------------------------------------------------------------------------
-    def get_metrics(self, agent: str | None = None, window: int | None = None, *,
-                    fleet: bool = False) -> MetricSnapshot:
+    def get_metrics(
+        self, agent: str | None = None, window: int | None = None, *, fleet: bool = False
+    ) -> MetricSnapshot:
         """A snapshot of ``agent`` (or of the whole fleet) over ``window`` seconds.
 
         ``window`` defaults to ``metrics.default_window_seconds`` and is capped at
@@ -567,8 +648,8 @@ class Monitor:
                     parts.extend(self._window_parts(w, seconds, now))
                 snap = snapshot_of("*", seconds, now, *parts)
             else:
-                w = self._agents.get(agent)
-                parts = self._window_parts(w, seconds, now) if w is not None else []
+                one = self._agents.get(agent)
+                parts = self._window_parts(one, seconds, now) if one is not None else []
                 snap = snapshot_of(agent, seconds, now, *parts)
             if self._pending:
                 pending, self._pending = self._pending, []
@@ -612,8 +693,16 @@ class Monitor:
         """
         return [
             s.to_dict()
-            for s in self.events(agent=agent, event_type=event_type, since=since, until=until,
-                                 session_id=session_id, user=user, limit=limit, order=order)
+            for s in self.events(
+                agent=agent,
+                event_type=event_type,
+                since=since,
+                until=until,
+                session_id=session_id,
+                user=user,
+                limit=limit,
+                order=order,
+            )
         ]
 
     def events(
@@ -763,8 +852,15 @@ _EMPTY = Totals()
 class Guard(contextlib.ContextDecorator):
     """What :meth:`Monitor.guard` returns: check on entry, record on exit."""
 
-    def __init__(self, monitor: Monitor, agent: str, session_id: str | None, event_type: str,
-                 tool: str | None, fields: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        monitor: Monitor,
+        agent: str,
+        session_id: str | None,
+        event_type: str,
+        tool: str | None,
+        fields: dict[str, Any],
+    ) -> None:
         self._monitor = monitor
         self._agent = agent
         self._session = session_id
@@ -780,8 +876,12 @@ class Guard(contextlib.ContextDecorator):
         self._local.starts = starts
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         latency = (time.perf_counter() - self._local.starts.pop()) * 1000.0
         data = dict(self._fields.pop("data", {}) or {}) if "data" in self._fields else {}
         fields = {k: v for k, v in self._fields.items() if k != "data"}

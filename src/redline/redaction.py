@@ -46,9 +46,22 @@ DEFAULT_SECRET_KEY_PARTS: Final[tuple[str, ...]] = (
 _SECRET_EXACT: Final = frozenset({"key", "auth", "pin", "ssn", "cvv", "cvc"})
 #: Keys that contain a secret-looking part but are counters, not secrets.
 _NOT_SECRET: Final = frozenset(
-    {"tokens", "tokens_in", "tokens_out", "tokens_cached", "token_count", "max_tokens",
-     "input_tokens", "output_tokens", "total_tokens", "prompt_tokens", "completion_tokens",
-     "cached_tokens", "token_usage", "key_count"}
+    {
+        "tokens",
+        "tokens_in",
+        "tokens_out",
+        "tokens_cached",
+        "token_count",
+        "max_tokens",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "token_usage",
+        "key_count",
+    }
 )
 
 _EMAIL = r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
@@ -87,9 +100,7 @@ class Redactor:
         patterns: dict[str, str] | None = None,
     ) -> None:
         self.enabled = enabled
-        self._key_parts = tuple(DEFAULT_SECRET_KEY_PARTS) + tuple(
-            _normalise(k) for k in extra_keys
-        )
+        self._key_parts = tuple(DEFAULT_SECRET_KEY_PARTS) + tuple(_normalise(k) for k in extra_keys)
         parts = []
         if emails:
             parts.append(_EMAIL)

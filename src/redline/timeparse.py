@@ -12,8 +12,18 @@ from datetime import datetime, timezone
 __all__ = ["parse_time"]
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|w|wk)s?\s*(?:ago)?\s*$", re.I)
-_UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400,
-         "day": 86400, "w": 604800, "wk": 604800}
+_UNIT = {
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "hr": 3600,
+    "d": 86400,
+    "day": 86400,
+    "w": 604800,
+    "wk": 604800,
+}
 
 
 def parse_time(value: str | float | datetime | None, *, now: float) -> float | None:

@@ -43,8 +43,16 @@ log = logging.getLogger("redline")
 
 _INF: Final = math.inf
 _TEXT_FIELDS: Final = (
-    "session_id", "user", "tenant", "model", "tool", "status",
-    "trace_id", "span_id", "parent_span_id", "level",
+    "session_id",
+    "user",
+    "tenant",
+    "model",
+    "tool",
+    "status",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "level",
 )
 _TOKEN_FIELDS: Final = ("tokens_in", "tokens_out", "tokens_cached")
 _PREVIEW_BYTES: Final = 1024
@@ -89,8 +97,7 @@ class EventValidator:
             data = event.data
             if (
                 type(t) is float
-                and t == t
-                and t < self._now() + self.max_clock_skew
+                and -_INF < t < self._now() + self.max_clock_skew
                 and type(agent) is str
                 and agent
                 and not agent.isspace()
@@ -108,8 +115,10 @@ class EventValidator:
                         return self._slow(event)
                     if size > self.max_data_bytes:
                         return self._slow(event)
-                if event.tokens_in is None and event.tokens_out is None and (
-                    event.tokens_cached is None
+                if (
+                    event.tokens_in is None
+                    and event.tokens_out is None
+                    and (event.tokens_cached is None)
                 ):
                     return event
                 if all(
@@ -120,7 +129,8 @@ class EventValidator:
             return self._slow(event)
         if isinstance(event, Mapping):
             return self._from_mapping(event)
-        return self._reject("not_an_event", f"expected an AgentEvent, got {type(event).__name__}")
+        self._reject("not_an_event", f"expected an AgentEvent, got {type(event).__name__}")
+        return None
 
     # -- the slow path --------------------------------------------------------------------
     def _from_mapping(self, raw: Mapping[str, Any]) -> AgentEvent | None:
@@ -140,16 +150,17 @@ class EventValidator:
         notes: dict[str, Any] = {}
         changes: dict[str, Any] = {}
 
-        agent = event.agent
+        agent: Any = event.agent
         if not isinstance(agent, str):
             agent = "" if agent is None else str(agent)
             changes["agent"] = agent
             notes["agent"] = repr(event.agent)
             self._repair("agent_type", "agent was not a string")
         if not agent or agent.isspace():
-            return self._reject("agent_empty", "agent name is empty")
+            self._reject("agent_empty", "agent name is empty")
+            return None
 
-        etype = event.event_type
+        etype: Any = event.event_type
         if not isinstance(etype, str):
             changes["event_type"] = etype = str(etype)
             self._repair("event_type_type", "event_type was not a string")
@@ -200,7 +211,7 @@ class EventValidator:
                 changes[name] = str(value)
                 self._repair(f"{name}_type", f"{name} was not a string")
 
-        tags = event.tags
+        tags: Any = event.tags
         if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
             if isinstance(tags, (list, tuple, set, frozenset)):
                 changes["tags"] = [str(x) for x in tags]
@@ -210,7 +221,7 @@ class EventValidator:
                 changes["tags"] = [str(tags)]
             self._repair("tags_type", "tags was not a list of strings")
 
-        data = event.data
+        data: Any = event.data
         if not isinstance(data, dict):
             data = {} if data is None else {"value": data}
             self._repair("data_type", "data was not a dict")
@@ -257,7 +268,6 @@ class EventValidator:
             raise InvalidEventError([(reason, message)])
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
         self._log_once(reason, "rejected an event: %s", message)
-        return None
 
     def _log_once(self, reason: str, fmt: str, message: str) -> None:
         if reason not in self._logged:

@@ -183,8 +183,11 @@ class BackgroundWriter:
             self.write_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             if self.write_errors == 1 or self.write_errors % 100 == 0:
-                log.error("redline: writing %d events failed (%s); will retry",
-                          len(batch), self.last_error)
+                log.error(
+                    "redline: writing %d events failed (%s); will retry",
+                    len(batch),
+                    self.last_error,
+                )
             return False
         self.last_write_at = time.time()
         with self._done:
@@ -203,4 +206,3 @@ class BackgroundWriter:
                     break
             if not self._queue:
                 return
-

@@ -58,8 +58,14 @@ class AlertChannel(Protocol):
         ...
 
 
-_COLOURS = {"critical": "\x1b[1;31m", "high": "\x1b[31m", "warning": "\x1b[33m",
-            "medium": "\x1b[33m", "low": "\x1b[36m", "info": "\x1b[37m"}
+_COLOURS = {
+    "critical": "\x1b[1;31m",
+    "high": "\x1b[31m",
+    "warning": "\x1b[33m",
+    "medium": "\x1b[33m",
+    "low": "\x1b[36m",
+    "info": "\x1b[37m",
+}
 
 
 class ConsoleChannel:
@@ -114,14 +120,17 @@ class AlertManager:
     def __init__(self, config: AlertConfig | None = None) -> None:
         self.channels: list[AlertChannel] = []
         self.unsupported: list[str] = []
-        for ch in (config.channels if config else []):
+        for ch in config.channels if config else []:
             if not ch.enabled:
                 continue
             built = build_channel(ch)
             if built is None:
                 self.unsupported.append(ch.type)
-                log.warning("redline: alert channel type %r is not delivered by this build; "
-                            "alerts are still stored as 'alert' events", ch.type)
+                log.warning(
+                    "redline: alert channel type %r is not delivered by this build; "
+                    "alerts are still stored as 'alert' events",
+                    ch.type,
+                )
             else:
                 self.channels.append(built)
         self._hooks: list[Callable[[Alert], object]] = []

@@ -108,7 +108,9 @@ class KillSwitch:
             self._refresh()
         return rec
 
-    def replace_all(self, records: Iterable[KillRecord]) -> tuple[list[KillRecord], list[KillRecord]]:
+    def replace_all(
+        self, records: Iterable[KillRecord]
+    ) -> tuple[list[KillRecord], list[KillRecord]]:
         """Adopt the store's state (another process changed it); returns ``(added, removed)``."""
         new = {r.key: r for r in records}
         with self._lock:

@@ -40,12 +40,13 @@ def action_name(event: AgentEvent) -> str | None:
     return None
 
 
-def _args_hash(data: dict[str, Any]) -> int:
+def _args_hash(data: dict[str, Any]) -> int | None:
+    """A hash of the call's arguments (``data["args"|"arguments"|"input"]``); None if absent."""
     if not data:
-        return 0
+        return None
     args = data.get("args", data.get("arguments", data.get("input")))
     if args is None:
-        return 0
+        return None
     if isinstance(args, str):
         return hash(args)
     try:
@@ -55,7 +56,11 @@ def _args_hash(data: dict[str, Any]) -> int:
 
 
 class LoopDetector:
-    """The same tool with the same arguments ``repeats`` times within ``window_seconds``."""
+    """The same tool with the same arguments ``repeats`` times within ``window_seconds``.
+
+    Only calls whose arguments are known count (``data["args"]``, ``["arguments"]`` or
+    ``["input"]``): a bare action repeated is the stuck detector's business, not a loop.
+    """
 
     def __init__(self, config: LoopConfig, clock: Callable[[], float]) -> None:
         self.config = config
@@ -66,6 +71,9 @@ class LoopDetector:
 
     def observe(self, event: AgentEvent, name: str) -> Anomaly | None:
         """Count one action; an anomaly when it closes a loop."""
+        args = _args_hash(event.data)
+        if args is None:
+            return None
         cfg = self.config
         per_agent = self._seen.get(event.agent)
         if per_agent is None:
@@ -73,7 +81,7 @@ class LoopDetector:
                 self._seen.pop(next(iter(self._seen)))
                 self.evicted += 1
             per_agent = self._seen[event.agent] = {}
-        key = (name, _args_hash(event.data))
+        key = (name, args)
         times = per_agent.get(key)
         if times is None:
             if len(per_agent) >= _MAX_KEYS_PER_AGENT:

@@ -166,8 +166,11 @@ class ZScoreRule:
                 f"baseline {baseline.mean:.4f} ± {baseline.stddev:.4f}, "
                 f"threshold={self.threshold})"
             ),
-            details={"baseline_mean": baseline.mean, "baseline_stddev": baseline.stddev,
-                     "samples": baseline.count},
+            details={
+                "baseline_mean": baseline.mean,
+                "baseline_stddev": baseline.stddev,
+                "samples": baseline.count,
+            },
         )
 
     def _context(self, agent: str, value: float, at: float) -> dict[str, Any]:

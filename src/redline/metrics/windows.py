@@ -209,8 +209,10 @@ class AgentWindows:
             b = bucket_of(latency)
             hist = cur.hist
             hist[b] = hist.get(b, 0) + 1
-        if event.tokens_in is not None or event.tokens_out is not None or (
-            event.tokens_cached is not None
+        if (
+            event.tokens_in is not None
+            or event.tokens_out is not None
+            or (event.tokens_cached is not None)
         ):
             cur.tok_in += event.tokens_in or 0
             cur.tok_out += event.tokens_out or 0

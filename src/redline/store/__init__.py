@@ -20,7 +20,9 @@ def open_store(config: MonitorConfig, backend: str) -> Store:
     if backend == "memory":
         return MemoryStore(max_events=st.max_events)
     raise ConfigError(
-        [f"{config.source or '<config>'}: storage.backend: {backend!r} is not available in this "
-         "build (use 'memory')"],
+        [
+            f"{config.source or '<config>'}: storage.backend: {backend!r} is not available in this "
+            "build (use 'memory')"
+        ],
         file=config.source or None,
     )
