@@ -4,8 +4,8 @@ A config written for the published peer (``theaios-agent-monitor``) loads unchan
 same; Redline's own sections extend it. Every problem is reported as
 ``file: key.path: what was expected`` (``monitor.yaml: kill_switch.policies[0].threshold: expected
 a number, got 'high'``), unknown keys get a did-you-mean, and all semantic problems found are
-reported together. ``${VAR}`` and ``${VAR:-default}`` are replaced in string *values* after
-parsing (never in keys), so secrets can live in the environment.
+reported together. ``${VAR}``, ``${VAR:-default}`` and the peer's ``${VAR:default}`` are replaced
+in string *values* after parsing (never in keys), so secrets can live in the environment.
 """
 
 from __future__ import annotations
@@ -40,11 +40,13 @@ __all__ = [
     "MonitorConfig",
     "MonitorMetadata",
     "RedactionConfig",
+    "RetentionConfig",
     "StorageConfig",
     "StuckConfig",
     "SuspiciousConfig",
     "load_config",
     "parse_config",
+    "resolve_backend",
     "severity_rank",
 ]
 
@@ -110,6 +112,26 @@ class StorageConfig(_Base):
     flush_interval_seconds: float = 0.2
     full_policy: str = "drop_oldest"
     block_timeout_seconds: float = 0.05
+    spill_path: str = ""
+    sync_types: list[str] = msgspec.field(
+        default_factory=lambda: ["kill", "revive", "denial", "security", "alert"]
+    )
+    synchronous: str = "normal"
+    signing_key_path: str = ""
+    anchor_path: str = ""
+    checkpoint_every: int = 10_000
+    checkpoint_interval_seconds: float = 60.0
+
+
+class RetentionConfig(_Base):
+    """Days to keep each category (seed 001's table); ``null`` keeps forever."""
+
+    action: int | None = 30
+    decision: int | None = 90
+    error: int | None = 365
+    security: int | None = 730
+    performance: int | None = 30
+    user: int | None = 90
 
 
 class MetricsEngineConfig(_Base):
@@ -316,7 +338,20 @@ class MonitorConfig(_Base):
     alerts: AlertConfig = msgspec.field(default_factory=AlertConfig)
     redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     source: str = msgspec.field(default="", name="__source__")
+
+
+def resolve_backend(storage: StorageConfig) -> str:
+    """The storage backend: explicit, else inferred from the path's suffix, else memory."""
+    if storage.backend is not None:
+        return storage.backend
+    path = storage.path or ""
+    if path.endswith((".db", ".sqlite", ".sqlite3")):
+        return "sqlite"
+    if path.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    return "memory"
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -357,6 +392,9 @@ def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
                 file=source,
             )
         raw["anomaly_detection"] = raw.pop("anomaly")
+    version = raw.get("version")
+    if isinstance(version, (int, float)) and not isinstance(version, bool):
+        raw["version"] = str(version)  # unquoted ``version: 1.0`` in YAML, as the peer accepts
     errors: list[str] = []
     raw = _interpolate(raw, "", errors, source)
     if errors:
@@ -372,7 +410,8 @@ def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
     return config
 
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``${VAR:-default}`` (shell) and ``${VAR:default}`` (the peer's form) both give a fallback.
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-?([^}]*))?\}")
 
 
 def _interpolate(value: Any, path: str, errors: list[str], source: str) -> Any:
@@ -424,6 +463,7 @@ def _explain(message: str, raw: Any, source: str) -> str:
     path = path.lstrip(".")
     if path.startswith("[") is False and path.startswith("."):
         path = path[1:]
+    path = _resolve_keys(path, raw)
     unknown = re.match(r"Object contains unknown field `(.+)`", msg)
     if unknown:
         field = unknown.group(1)
@@ -447,26 +487,60 @@ def _explain(message: str, raw: Any, source: str) -> str:
     return f"{source}: {path or '<root>'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}"
 
 
-def _fields_at(path: str) -> list[str]:
-    """The keys allowed at ``path`` (walks the struct types)."""
+def _type_at(path: str) -> Any:
+    """The config type at ``path``: a struct class, a ``msgspec.inspect`` type, or ``None``."""
     typ: Any = MonitorConfig
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if typ is None:
+            return None
         if part.startswith("["):
             typ = _inner(typ, list)
             continue
-        info = msgspec.inspect.type_info(typ)
+        info = typ if isinstance(typ, msgspec.inspect.Type) else msgspec.inspect.type_info(typ)
         fields = getattr(info, "fields", ())
         match = next((f for f in fields if f.encode_name == part), None)
-        if match is None:
-            dict_inner = _inner(typ, dict)
-            if dict_inner is None:
-                return []
-            typ = dict_inner
-            continue
-        typ = match.type
-    typ = _unwrap(typ)
+        typ = _inner(typ, dict) if match is None else _unwrap(match.type)
+    return _unwrap(typ)
+
+
+def _fields_at(path: str) -> list[str]:
+    """The keys allowed at ``path`` (walks the struct types)."""
+    typ = _type_at(path)
+    if typ is None:
+        return []
     fields = getattr(msgspec.inspect.type_info(typ) if isinstance(typ, type) else typ, "fields", ())
     return [f.encode_name for f in fields]
+
+
+_SCALARS: Final[dict[type, type]] = {
+    msgspec.inspect.StrType: str,
+    msgspec.inspect.IntType: int,
+    msgspec.inspect.FloatType: float,
+    msgspec.inspect.BoolType: bool,
+}
+
+
+def _resolve_keys(path: str, raw: Any) -> str:
+    """msgspec names a mapping's value ``[...]``; put the key of the value that fails there."""
+    while "[...]" in path:
+        head, _, tail = path.partition("[...]")
+        node = _value_at(raw, head)
+        at = _type_at(head)
+        inner = _inner(at, dict) if at is not None else None
+        target = inner if isinstance(inner, type) else _SCALARS.get(type(inner))
+        if not isinstance(node, dict) or target is None:
+            return path
+        bad = None
+        for key, value in node.items():
+            try:
+                msgspec.convert(value, target)
+            except msgspec.ValidationError:
+                bad = key
+                break
+        if bad is None:
+            return path
+        path = f"{head}.{bad}{tail}"
+    return path
 
 
 def _unwrap(typ: Any) -> Any:
@@ -616,7 +690,28 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
     s = config.storage
     if s.backend is not None:
         check_choice("storage.backend", s.backend, ("memory", "jsonl", "sqlite", "postgres"))
-    check_choice("storage.full_policy", s.full_policy, ("drop_oldest", "drop_newest", "block"))
+    check_choice(
+        "storage.full_policy", s.full_policy, ("drop_oldest", "drop_newest", "block", "spill")
+    )
+    if s.full_policy == "spill" and not s.spill_path:
+        err("storage.spill_path", "the 'spill' policy needs a spill_path")
+    check_choice("storage.synchronous", s.synchronous.lower(), ("normal", "full"))
+    if s.checkpoint_every < 1:
+        err("storage.checkpoint_every", "expected at least 1")
+    if s.backend is None and s.path and resolve_backend(s) == "memory":
+        err(
+            "storage.path",
+            f"cannot tell the backend from {s.path!r}: end it in .db/.sqlite (sqlite) or "
+            ".jsonl (jsonl), or set storage.backend",
+        )
+    if s.backend in ("sqlite", "jsonl") and not s.path:
+        err("storage.path", f"the {s.backend} backend needs a path")
+    if s.backend == "postgres" and not (s.dsn or os.environ.get("REDLINE_PG_DSN")):
+        err("storage.dsn", "the postgres backend needs a dsn (or REDLINE_PG_DSN)")
+    for name in ("action", "decision", "error", "security", "performance", "user"):
+        days = getattr(config.retention, name)
+        if days is not None and days <= 0:
+            err(f"retention.{name}", "expected a positive number of days, or null to keep forever")
     if s.queue_size < 1:
         err("storage.queue_size", "expected at least 1")
     if s.batch_size < 1:

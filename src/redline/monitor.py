@@ -25,19 +25,20 @@ import msgspec
 from redline.alerts.manager import Alert, AlertManager
 from redline.bus import EventBus, Handler
 from redline.clock import Clock, SystemClock
-from redline.config import MonitorConfig
+from redline.config import MonitorConfig, resolve_backend
 from redline.control.killswitch import KillSwitch
 from redline.control.policies import KillPolicy
 from redline.detect.anomaly import Anomaly
 from redline.detect.drift import DriftDetector
 from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetector, action_name
 from redline.detect.zscore import BaselineBook, ZScoreRule
-from redline.events import CRITICAL_TYPES, AgentEvent
-from redline.exceptions import AgentKilledError, InvalidEventError
+from redline.events import AgentEvent
+from redline.exceptions import AgentKilledError, InvalidEventError, StoreError
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
 from redline.redaction import Redactor
 from redline.store.base import EventQuery, KillRecord, Store, StoredEvent
+from redline.store.chain import VerifyReport
 from redline.store.memory import MemoryStore
 from redline.timeparse import parse_time
 from redline.validation import EventValidator
@@ -165,6 +166,7 @@ class Monitor:
             on_tick=self._tick,
         )
         self._put = self._writer.put
+        self._sync_types = frozenset(st.sync_types)
         self.bus = EventBus()
         self.alerts = AlertManager(config.alerts)
 
@@ -222,7 +224,7 @@ class Monitor:
             self._put(ev)
             if pending:
                 self._act(pending)
-            if ev.event_type in CRITICAL_TYPES:
+            if ev.event_type in self._sync_types:
                 self._writer.flush(5.0)
         except InvalidEventError:
             raise
@@ -388,7 +390,7 @@ class Monitor:
         if self.bus.active:
             self.bus.publish(ev)
         self._put(ev)
-        if ev.event_type in CRITICAL_TYPES:
+        if ev.event_type in self._sync_types:
             self._writer.flush(5.0)
 
     def _alert(
@@ -692,7 +694,7 @@ class Monitor:
         ``until`` take epoch seconds, ISO 8601 (offsets honoured) or ages like ``"2h"``.
         """
         return [
-            s.to_dict()
+            _full_dict(s)
             for s in self.events(
                 agent=agent,
                 event_type=event_type,
@@ -790,6 +792,39 @@ class Monitor:
             "store_evicted": getattr(self.store, "evicted", 0),
         }
 
+    def verify(self, *, public_key: str | None = None) -> VerifyReport:
+        """Flush, then walk the store's hash chain and checkpoints (see ``redline.store.chain``).
+
+        ``public_key`` pins the signer an auditor trusts (hex Ed25519); by default the key the
+        store recorded is used. A store without a chain (memory) reports ``ok`` with a note.
+        """
+        self.flush()
+        verify = getattr(self.store, "verify", None)
+        if verify is None:
+            return VerifyReport(
+                ok=True, checked=0, detail=f"the {self.store.backend} store keeps no hash chain"
+            )
+        report: VerifyReport = verify(public_key=public_key)
+        return report
+
+    def prune(self, *, dry_run: bool = False, now: float | None = None) -> Any:
+        """Apply retention per category (``retention`` in the config) to the store.
+
+        Returns the store's ``PruneReport``; a store without retention support raises
+        :class:`~redline.exceptions.StoreError`.
+        """
+        prune = getattr(self.store, "prune", None)
+        if prune is None:
+            raise StoreError(f"the {self.store.backend} store does not support pruning")
+        self.flush()
+        at = self._now() if now is None else now
+        cutoffs = {
+            category: at - days * 86_400.0
+            for category, days in msgspec.structs.asdict(self.config.retention).items()
+            if days is not None
+        }
+        return prune(cutoffs, dry_run=dry_run)
+
     def reset_metrics(self, agent: str | None = None) -> None:
         """Forget window state (of one agent, or all) and re-arm policies; stored events stay.
 
@@ -849,6 +884,15 @@ class Monitor:
 _EMPTY = Totals()
 
 
+def _full_dict(stored: StoredEvent) -> dict[str, Any]:
+    """A stored event with every field, defaults included, as the peer's ``get_events()`` gave."""
+    out = stored.to_dict()
+    for name in AgentEvent.__struct_fields__:
+        if name not in out:
+            out[name] = msgspec.to_builtins(getattr(stored.event, name))
+    return out
+
+
 class Guard(contextlib.ContextDecorator):
     """What :meth:`Monitor.guard` returns: check on entry, record on exit."""
 
@@ -883,8 +927,9 @@ class Guard(contextlib.ContextDecorator):
         tb: TracebackType | None,
     ) -> None:
         latency = (time.perf_counter() - self._local.starts.pop()) * 1000.0
-        data = dict(self._fields.pop("data", {}) or {}) if "data" in self._fields else {}
+        data = dict(self._fields.get("data") or {})
         fields = {k: v for k, v in self._fields.items() if k != "data"}
+        fields.setdefault("timestamp", self._monitor.clock.time())
         if exc_type is not None:
             data["error_type"] = exc_type.__name__
             data["error"] = str(exc)[:500]
@@ -905,15 +950,7 @@ class Guard(contextlib.ContextDecorator):
 def _open_store(config: MonitorConfig) -> Store:
     """The store the config asks for (the embedded default is memory when no path is given)."""
     st = config.storage
-    backend = st.backend
-    if backend is None:
-        path = st.path or ""
-        if path.endswith((".db", ".sqlite", ".sqlite3")):
-            backend = "sqlite"
-        elif path.endswith(".jsonl"):
-            backend = "jsonl"
-        else:
-            backend = "memory"
+    backend = resolve_backend(st)
     if backend == "memory":
         return MemoryStore(max_events=st.max_events)
     from redline.store import open_store

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -58,8 +59,19 @@ _TOKEN_FIELDS: Final = ("tokens_in", "tokens_out", "tokens_cached")
 _PREVIEW_BYTES: Final = 1024
 
 
+_texts = operator.attrgetter(*_TEXT_FIELDS)
+
+
+def _texts_ok(event: AgentEvent) -> bool:
+    """Whether every optional text field and every tag is a string (or the field is ``None``)."""
+    for value in _texts(event):
+        if value is not None and type(value) is not str:
+            return False
+    return all(type(tag) is str for tag in event.tags) if event.tags else True
+
+
 def _stringify(obj: Any) -> Any:
-    return repr(obj) if not isinstance(obj, str) else obj
+    return str(obj)
 
 
 class EventValidator:
@@ -107,6 +119,7 @@ class EventValidator:
                 and (lat is None or (type(lat) is float and 0.0 <= lat < _INF))
                 and type(data) is dict
                 and type(event.tags) is list
+                and _texts_ok(event)
             ):
                 if data:
                     try:

@@ -104,7 +104,9 @@ class BackgroundWriter:
         target = self._enqueued
         if self._written >= target:
             return True
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() or self._thread is threading.current_thread():
+            # On the writer thread itself (a periodic duty recording a TTL revive), waiting for
+            # the worker would wait for ourselves: write inline instead.
             self._drain_inline()
             return self._written >= target
         self._wake.set()

@@ -19,6 +19,23 @@ def open_store(config: MonitorConfig, backend: str) -> Store:
     st = config.storage
     if backend == "memory":
         return MemoryStore(max_events=st.max_events)
+    if backend == "sqlite":
+        from redline.store.sqlite import SQLiteStore
+
+        assert st.path is not None
+        return SQLiteStore(
+            st.path,
+            signing_key_path=st.signing_key_path or None,
+            anchor_path=st.anchor_path or None,
+            checkpoint_every=st.checkpoint_every,
+            checkpoint_interval=st.checkpoint_interval_seconds,
+            synchronous=st.synchronous,
+        )
+    if backend == "jsonl":
+        from redline.store.jsonl import JsonlStore
+
+        assert st.path is not None
+        return JsonlStore(st.path, kill_state_path=config.kill_switch.state_path or None)
     raise ConfigError(
         [
             f"{config.source or '<config>'}: storage.backend: {backend!r} is not available in this "

@@ -1,0 +1,667 @@
+"""The embedded default: one SQLite file in WAL mode, hash-chained, with signed checkpoints.
+
+Layout (schema version 1):
+
+* ``events``: one row per event: ``seq`` (the chain position), indexed columns (``ts``, ``agent``,
+  ``event_type``, ``category``, ``session_id``, ``user``), the canonical ``payload`` (``NULL`` once
+  retention has erased it: a tombstone), ``payload_sha256``, ``prev_hash`` and ``hash``.
+* ``checkpoints``: signed heads (see :mod:`redline.store.chain`).
+* ``kills``: the kill-switch table every monitor on this file obeys.
+* ``meta``: schema version, the chain anchor after a prune, the signer's public key, and
+  ``kill_version`` (bumped with every kill change, so pollers notice cheaply).
+
+Several processes may write the same file: each batch is appended inside ``BEGIN IMMEDIATE`` after
+reading the current head, so the chain stays one chain. Kill changes from any process are seen by
+polling ``PRAGMA data_version`` (changes when another connection commits) from the monitor's
+background thread, then ``kill_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from redline.events import AgentEvent, category_of
+from redline.exceptions import StoreError
+from redline.store.base import EventQuery, KillRecord, StoredEvent
+from redline.store.chain import (
+    GENESIS,
+    ChainRow,
+    Checkpoint,
+    Signer,
+    VerifyReport,
+    append_anchor,
+    canonical_payload,
+    chain_hash,
+    load_anchors,
+    verify_rows,
+)
+
+__all__ = ["PruneReport", "SQLiteStore"]
+
+SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = (
+    """
+CREATE TABLE IF NOT EXISTS events (
+    seq            INTEGER PRIMARY KEY,
+    ts             REAL    NOT NULL,
+    agent          TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    category       TEXT    NOT NULL,
+    session_id     TEXT,
+    user           TEXT,
+    payload        BLOB,
+    payload_sha256 TEXT    NOT NULL,
+    prev_hash      TEXT    NOT NULL,
+    hash           TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_events_agent_ts   ON events(agent, ts);
+CREATE INDEX IF NOT EXISTS ix_events_session_ts ON events(session_id, ts) WHERE session_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_events_type_ts    ON events(event_type, ts);
+CREATE INDEX IF NOT EXISTS ix_events_ts         ON events(ts);
+CREATE INDEX IF NOT EXISTS ix_events_user_ts    ON events(user, ts) WHERE user IS NOT NULL;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq        INTEGER PRIMARY KEY,
+    stream     TEXT NOT NULL,
+    head_hash  TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    signature  TEXT NOT NULL,
+    public_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kills (
+    scope      TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    reason     TEXT NOT NULL DEFAULT '',
+    actor      TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    policy     TEXT,
+    PRIMARY KEY (scope, target)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta(key, value) VALUES ('kill_version', '0');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('anchor_seq', '0');
+INSERT OR IGNORE INTO meta(key, value) VALUES ('anchor_hash', '"""
+    + GENESIS
+    + """');
+"""
+)
+_INSERT: Final = (
+    "INSERT INTO events (seq, ts, agent, event_type, category, session_id, user, payload, "
+    "payload_sha256, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_decode_event = msgspec.json.Decoder(AgentEvent).decode
+_sha256 = hashlib.sha256
+
+
+class PruneReport(msgspec.Struct, kw_only=True):
+    """What retention removed (or would remove, with ``dry_run``), by category."""
+
+    dry_run: bool
+    erased: dict[str, int]
+    dropped_rows: int = 0
+    anchor_seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON output."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+
+class SQLiteStore:
+    """Events, checkpoints and kill state in one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        signing_key_path: str | os.PathLike[str] | None = None,
+        anchor_path: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 10_000,
+        checkpoint_interval: float = 60.0,
+        synchronous: str = "NORMAL",
+        clock: Any = None,
+        readonly: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._clock = clock.time if clock is not None else time.time
+        self.stream = f"{os.uname().nodename}:{os.getpid()}:{int(time.time())}"
+        self._synchronous = synchronous.upper()
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise StoreError(f"{self.path}: no such store")
+        self._key_path = Path(signing_key_path) if signing_key_path else Path(f"{self.path}.key")
+        self.anchor_path = Path(anchor_path) if anchor_path else None
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._signer: Signer | None = None
+        self._local = threading.local()
+        self._control_lock = threading.Lock()
+        self._write_conn: sqlite3.Connection | None = None
+        self._poll_conn: sqlite3.Connection | None = None
+        self._last_data_version: int | None = None
+        self._last_kill_version: str | None = None
+        self._last_cp_seq = 0
+        self._last_cp_at = self._clock()
+        self._closed = False
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        try:
+            conn = self._connect()
+            if not readonly:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                conn.commit()
+            row = conn.execute("SELECT max(seq) FROM checkpoints").fetchone()
+            self._last_cp_seq = int(row[0] or 0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+
+    # -- connections ----------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=30.0, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._write_conn is None:
+            self._write_conn = self._connect()
+            self._write_conn.isolation_level = None
+        return self._write_conn
+
+    @property
+    def signer(self) -> Signer:
+        """The checkpoint key (created on first use, next to the database by default)."""
+        if self._signer is None:
+            self._signer = Signer.from_file(self._key_path)
+        return self._signer
+
+    # -- writing --------------------------------------------------------------------------
+    def append(self, events: Sequence[AgentEvent]) -> None:
+        """Chain and commit a batch; the head is read under the write lock (multi-process safe)."""
+        if not events:
+            return
+        conn = self._writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = conn.execute(
+                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                if head is None:
+                    meta = dict(
+                        conn.execute(
+                            "SELECT key, value FROM meta WHERE key IN ('anchor_seq', 'anchor_hash')"
+                        ).fetchall()
+                    )
+                    seq, prev = int(meta.get("anchor_seq", 0)), meta.get("anchor_hash", GENESIS)
+                else:
+                    seq, prev = int(head[0]), str(head[1])
+                rows = []
+                for e in events:
+                    payload = canonical_payload(e)
+                    digest = _sha256(payload).hexdigest()
+                    seq += 1
+                    h = chain_hash(seq, prev, digest)
+                    rows.append(
+                        (
+                            seq,
+                            e.timestamp,
+                            e.agent,
+                            e.event_type,
+                            category_of(e.event_type),
+                            e.session_id,
+                            e.user,
+                            payload,
+                            digest,
+                            prev,
+                            h,
+                        )
+                    )
+                    prev = h
+                conn.executemany(_INSERT, rows)
+                checkpoint = self._maybe_checkpoint(conn, seq, prev)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: append failed: {exc}") from exc
+        if checkpoint is not None and self.anchor_path is not None:
+            append_anchor(self.anchor_path, checkpoint)
+
+    def _maybe_checkpoint(self, conn: sqlite3.Connection, seq: int, head: str) -> Checkpoint | None:
+        now = self._clock()
+        due = seq - self._last_cp_seq >= self.checkpoint_every or (
+            now - self._last_cp_at >= self.checkpoint_interval and seq > self._last_cp_seq
+        )
+        if not due:
+            return None
+        return self._write_checkpoint(conn, seq, head, now)
+
+    def _write_checkpoint(
+        self, conn: sqlite3.Connection, seq: int, head: str, now: float
+    ) -> Checkpoint:
+        cp = self.signer.sign(self.stream, seq, head, now)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('public_key', ?)", (cp.public_key,)
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO checkpoints (seq, stream, head_hash, created_at, signature, "
+            "public_key) VALUES (?,?,?,?,?,?)",
+            (cp.seq, cp.stream, cp.head_hash, cp.created_at, cp.signature, cp.public_key),
+        )
+        self._last_cp_seq = seq
+        self._last_cp_at = now
+        return cp
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now (e.g. at close, or before an export); None when empty."""
+        conn = self._writer()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                head = conn.execute(
+                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                cp = None
+                if head is not None and int(head[0]) > self._last_cp_seq:
+                    cp = self._write_checkpoint(conn, int(head[0]), str(head[1]), self._clock())
+                elif head is not None:
+                    row = conn.execute(
+                        "SELECT stream, seq, head_hash, created_at, signature, public_key "
+                        "FROM checkpoints WHERE seq = ?",
+                        (int(head[0]),),
+                    ).fetchone()
+                    cp = _checkpoint(row) if row else None
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: checkpoint failed: {exc}") from exc
+        if (
+            cp is not None
+            and self.anchor_path is not None
+            and head is not None
+            and (int(head[0]) == self._last_cp_seq)
+        ):
+            anchored = {c.seq for c in load_anchors(self.anchor_path)}
+            if cp.seq not in anchored:
+                append_anchor(self.anchor_path, cp)
+        return cp
+
+    # -- reading --------------------------------------------------------------------------
+    def query(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """Stream matching events, ordered by time then sequence; tombstones are skipped."""
+        sql, params = _select(query, "seq, payload, hash, prev_hash")
+        conn = self._reader()
+        try:
+            cursor = conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: query failed: {exc}") from exc
+        return self._rows(cursor)
+
+    @staticmethod
+    def _rows(cursor: sqlite3.Cursor) -> Iterator[StoredEvent]:
+        while True:
+            batch = cursor.fetchmany(512)
+            if not batch:
+                return
+            for seq, payload, h, prev in batch:
+                yield StoredEvent(seq=seq, event=_decode_event(payload), hash=h, prev_hash=prev)
+
+    def count(self, query: EventQuery) -> int:
+        """How many (non-erased) events match."""
+        sql, params = _select(msgspec.structs.replace(query, limit=None), "count(*)")
+        sql = sql.split(" ORDER BY ")[0]
+        row = self._reader().execute(sql, params).fetchone()
+        return int(row[0])
+
+    def counts_by(self, column: str, query: EventQuery) -> dict[str, int]:
+        """Event counts grouped by ``agent``, ``event_type``, ``category`` or ``user``."""
+        if column not in ("agent", "event_type", "category", "user", "session_id"):
+            raise ValueError(f"cannot group by {column!r}")
+        sql, params = _select(msgspec.structs.replace(query, limit=None), f"{column}, count(*)")
+        sql = sql.split(" ORDER BY ")[0] + f" GROUP BY {column}"
+        return {str(k): int(v) for k, v in self._reader().execute(sql, params).fetchall()}
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the newest row (the anchor when empty)."""
+        conn = self._reader()
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1])
+        anchor = self._meta(conn)
+        return int(anchor.get("anchor_seq", 0)), anchor.get("anchor_hash", GENESIS)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every stored checkpoint, oldest first."""
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT stream, seq, head_hash, created_at, signature, public_key "
+                "FROM checkpoints ORDER BY seq"
+            )
+            .fetchall()
+        )
+        return [_checkpoint(r) for r in rows]
+
+    def verify(self, *, public_key: str | None = None) -> VerifyReport:
+        """Walk the whole chain from the anchor and check every checkpoint and anchored head."""
+        conn = self._connect()
+        try:
+            meta = self._meta(conn)
+            anchor_seq = int(meta.get("anchor_seq", 0))
+            anchor_hash = meta.get("anchor_hash", GENESIS)
+            cursor = conn.execute(
+                "SELECT seq, prev_hash, hash, payload_sha256, payload, agent, event_type, ts, "
+                "session_id, user FROM events ORDER BY seq"
+            )
+
+            def rows() -> Iterator[ChainRow]:
+                while True:
+                    batch = cursor.fetchmany(2048)
+                    if not batch:
+                        return
+                    for r in batch:
+                        columns = None
+                        payload = r[4]
+                        if isinstance(payload, str):  # someone wrote text over the blob
+                            payload = payload.encode()
+                        if payload is not None:
+                            columns = {
+                                "agent": r[5],
+                                "event_type": r[6],
+                                "timestamp": r[7],
+                                "session_id": r[8],
+                                "user": r[9],
+                            }
+                        yield ChainRow(r[0], r[1], r[2], r[3], payload, columns)
+
+            anchors = load_anchors(self.anchor_path) if self.anchor_path else []
+            return verify_rows(
+                rows(),
+                anchor_seq=anchor_seq,
+                anchor_hash=anchor_hash,
+                checkpoints=self.checkpoints(),
+                anchors=anchors,
+                public_key=public_key or meta.get("public_key"),
+                stream=str(self.path),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: verification could not read the store: {exc}") from exc
+        finally:
+            conn.close()
+
+    # -- retention ------------------------------------------------------------------------
+    def prune(self, cutoffs: dict[str, float], *, dry_run: bool = False) -> PruneReport:
+        """Erase events older than their category's cutoff (epoch seconds), keeping the chain.
+
+        Erased rows become tombstones (content and indexed values gone; seq, hashes, time and
+        category kept) so verification still passes. A prefix made only of tombstones up to a
+        checkpoint is then dropped whole, and that checkpoint's head becomes the anchor.
+        """
+        conn = self._writer()
+        erased: dict[str, int] = {}
+        dropped = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for category, cutoff in cutoffs.items():
+                    where = "category = ? AND ts < ? AND payload IS NOT NULL"
+                    n = conn.execute(
+                        f"SELECT count(*) FROM events WHERE {where}", (category, cutoff)
+                    ).fetchone()[0]
+                    erased[category] = int(n)
+                    if not dry_run and n:
+                        conn.execute(
+                            "UPDATE events SET payload = NULL, agent = '', session_id = NULL, "
+                            f"user = NULL WHERE {where}",
+                            (category, cutoff),
+                        )
+                anchor_seq = int(self._meta(conn).get("anchor_seq", 0))
+                if not dry_run:
+                    first_live = conn.execute(
+                        "SELECT min(seq) FROM events WHERE payload IS NOT NULL"
+                    ).fetchone()[0]
+                    limit = first_live - 1 if first_live is not None else None
+                    cp_sql = "SELECT seq, head_hash FROM checkpoints WHERE seq > ?"
+                    cp_params: tuple[Any, ...] = (anchor_seq,)
+                    if limit is not None:
+                        cp_sql += " AND seq <= ?"
+                        cp_params = (anchor_seq, limit)
+                    cp = conn.execute(cp_sql + " ORDER BY seq DESC LIMIT 1", cp_params).fetchone()
+                    if cp is not None:
+                        dropped = conn.execute(
+                            "DELETE FROM events WHERE seq <= ?", (cp[0],)
+                        ).rowcount
+                        conn.execute(
+                            "UPDATE meta SET value = ? WHERE key = 'anchor_seq'", (str(cp[0]),)
+                        )
+                        conn.execute(
+                            "UPDATE meta SET value = ? WHERE key = 'anchor_hash'", (cp[1],)
+                        )
+                        anchor_seq = int(cp[0])
+                conn.execute("ROLLBACK" if dry_run else "COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: prune failed: {exc}") from exc
+        return PruneReport(
+            dry_run=dry_run, erased=erased, dropped_rows=dropped, anchor_seq=anchor_seq
+        )
+
+    # -- kill state -----------------------------------------------------------------------
+    def load_kills(self) -> list[KillRecord]:
+        """Every kill row."""
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT scope, target, reason, actor, created_at, expires_at, policy FROM kills"
+            )
+            .fetchall()
+        )
+        return [
+            KillRecord(
+                scope=r[0],
+                target=r[1],
+                reason=r[2],
+                actor=r[3],
+                created_at=r[4],
+                expires_at=r[5],
+                policy=r[6],
+            )
+            for r in rows
+        ]
+
+    def put_kill(self, record: KillRecord) -> None:
+        """Insert or replace a kill and bump ``kill_version``, in one committed transaction."""
+        self._control(
+            "INSERT OR REPLACE INTO kills (scope, target, reason, actor, created_at, expires_at, "
+            "policy) VALUES (?,?,?,?,?,?,?)",
+            (
+                record.scope,
+                record.target,
+                record.reason,
+                record.actor,
+                record.created_at,
+                record.expires_at,
+                record.policy,
+            ),
+        )
+
+    def delete_kill(self, scope: str, target: str) -> None:
+        """Remove a kill and bump ``kill_version``."""
+        self._control("DELETE FROM kills WHERE scope = ? AND target = ?", (scope, target))
+
+    def _control(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._control_lock:
+            conn = self._control_conn()
+            try:
+                with conn:
+                    conn.execute(sql, params)
+                    conn.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                        "WHERE key = 'kill_version'"
+                    )
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: writing kill state failed: {exc}") from exc
+
+    def _control_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self, "_ctl", None)
+        if conn is None:
+            conn = self._connect()
+            self._ctl = conn
+        return conn
+
+    def poll_kills(self) -> list[KillRecord] | None:
+        """The kill table when ``kill_version`` moved since the last poll (any process)."""
+        if self._poll_conn is None:
+            self._poll_conn = self._connect()
+        conn = self._poll_conn
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._last_data_version and self._last_kill_version is not None:
+                return None
+            self._last_data_version = version
+            kv = conn.execute("SELECT value FROM meta WHERE key = 'kill_version'").fetchone()
+            kill_version = str(kv[0]) if kv else "0"
+            if kill_version == self._last_kill_version:
+                return None
+            first = self._last_kill_version is None
+            self._last_kill_version = kill_version
+            rows = conn.execute(
+                "SELECT scope, target, reason, actor, created_at, expires_at, policy FROM kills"
+            ).fetchall()
+        except sqlite3.Error:
+            return None
+        records = [
+            KillRecord(
+                scope=r[0],
+                target=r[1],
+                reason=r[2],
+                actor=r[3],
+                created_at=r[4],
+                expires_at=r[5],
+                policy=r[6],
+            )
+            for r in rows
+        ]
+        return None if first and not records else records
+
+    # -- misc -----------------------------------------------------------------------------
+    def _meta(self, conn: sqlite3.Connection) -> dict[str, str]:
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta").fetchall()}
+
+    def info(self) -> dict[str, Any]:
+        """Row counts, head, anchor and file size (for ``status`` and readiness checks)."""
+        conn = self._reader()
+        total, live = conn.execute("SELECT count(*), count(payload) FROM events").fetchone()
+        seq, head = self.head()
+        meta = self._meta(conn)
+        return {
+            "path": str(self.path),
+            "events": int(total),
+            "erased": int(total) - int(live),
+            "head_seq": seq,
+            "head_hash": head,
+            "anchor_seq": int(meta.get("anchor_seq", 0)),
+            "checkpoints": conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0],
+            "bytes": self.path.stat().st_size if self.path.exists() else 0,
+        }
+
+    def close(self) -> None:
+        """Sign the head one last time and close every connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.readonly:
+            with contextlib.suppress(StoreError):
+                self.checkpoint()
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                continue
+
+
+def _checkpoint(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(
+        stream=row[0],
+        seq=int(row[1]),
+        head_hash=row[2],
+        created_at=float(row[3]),
+        signature=row[4],
+        public_key=row[5],
+    )
+
+
+def _select(query: EventQuery, columns: str) -> tuple[str, list[Any]]:
+    where = ["payload IS NOT NULL"]
+    params: list[Any] = []
+    for column, value in (
+        ("agent", query.agent),
+        ("session_id", query.session_id),
+        ("event_type", query.event_type),
+        ("user", query.user),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.since is not None:
+        where.append("ts >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("ts <= ?")
+        params.append(query.until)
+    if query.after_seq is not None:
+        where.append("seq > ?")
+        params.append(query.after_seq)
+    if query.before_seq is not None:
+        where.append("seq < ?")
+        params.append(query.before_seq)
+    direction = "ASC" if query.order == "asc" else "DESC"
+    sql = (
+        f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
+        f"ORDER BY ts {direction}, seq {direction}"
+    )
+    if query.limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(query.limit))
+    return sql, params
