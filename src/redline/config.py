@@ -121,6 +121,7 @@ class StorageConfig(_Base):
     anchor_path: str = ""
     checkpoint_every: int = 10_000
     checkpoint_interval_seconds: float = 60.0
+    flush_on_sigterm: bool = True
 
 
 class RetentionConfig(_Base):
@@ -400,7 +401,9 @@ def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
     if errors:
         raise ConfigError(errors, file=source)
     try:
-        config = msgspec.convert(raw, MonitorConfig)
+        # Lax: a number or boolean written as a string (``threshold: "${MAX_COST}"`` after
+        # interpolation, or ``"300"`` as the peer's int()/float() accepted) is converted.
+        config = msgspec.convert(raw, MonitorConfig, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError([_explain(str(exc), raw, source)], file=source) from None
     config.source = source
@@ -533,7 +536,7 @@ def _resolve_keys(path: str, raw: Any) -> str:
         bad = None
         for key, value in node.items():
             try:
-                msgspec.convert(value, target)
+                msgspec.convert(value, target, strict=False)
             except msgspec.ValidationError:
                 bad = key
                 break

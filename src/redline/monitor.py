@@ -12,6 +12,8 @@ import atexit
 import contextlib
 import json
 import logging
+import os
+import signal
 import threading
 import time
 import weakref
@@ -164,7 +166,9 @@ class Monitor:
             full_policy=st.full_policy,
             block_timeout=st.block_timeout_seconds,
             on_tick=self._tick,
+            spill_path=st.spill_path or None,
         )
+        self._replayed = self._writer.replay_spill()
         self._put = self._writer.put
         self._sync_types = frozenset(st.sync_types)
         self.bus = EventBus()
@@ -183,6 +187,8 @@ class Monitor:
         if bl.storage_path:
             self._load_baselines(Path(bl.storage_path))
         _LIVE.add(self)
+        if st.flush_on_sigterm:
+            _install_sigterm_handler()
 
     # ------------------------------------------------------------------------------------
     # the hot path
@@ -769,6 +775,8 @@ class Monitor:
             "queued": w.queued,
             "written": w.written,
             "dropped": w.dropped,
+            "spilled": w.spilled,
+            "replayed_from_spill": self._replayed,
             "write_errors": w.write_errors,
             "last_write_error": w.last_error,
             "repaired": sum(v.repaired.values()),
@@ -956,6 +964,37 @@ def _open_store(config: MonitorConfig) -> Store:
     from redline.store import open_store
 
     return open_store(config, backend)
+
+
+_previous_sigterm: Any = None
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """On SIGTERM, close (flush) every live monitor, then do what was going to happen anyway.
+
+    Installed once, from the main thread only (Python's rule), and only over the default or an
+    ordinary Python handler, which it chains to afterwards.
+    """
+    global _previous_sigterm, _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN or previous is None:
+        return
+    _previous_sigterm = previous
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _sigterm_installed = True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _close_all()
+    previous = _previous_sigterm
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 # Monitors still open at interpreter exit are flushed and closed.

@@ -7,6 +7,10 @@ drops silently. The worker drains batches into ``store.append()``, wakes at leas
 expiry), and retries a failing store with backoff while keeping the batch.
 
 ``flush()`` returns once everything put before it has been committed (or the timeout passed).
+
+Full-queue policies: ``drop_oldest`` (default; the oldest queued event is dropped), ``drop_newest``,
+``block`` (wait up to ``block_timeout`` for room, then drop the newest), ``spill`` (append to a
+JSONL file, stored by :meth:`replay_spill` when the next monitor starts). Every drop is counted.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from redline.events import AgentEvent
 from redline.store.base import Store
@@ -23,6 +31,8 @@ from redline.store.base import Store
 __all__ = ["BackgroundWriter"]
 
 log = logging.getLogger("redline")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(AgentEvent).decode
 
 
 class BackgroundWriter:
@@ -39,6 +49,7 @@ class BackgroundWriter:
         full_policy: str = "drop_oldest",
         block_timeout: float = 0.05,
         on_tick: Callable[[], None] | None = None,
+        spill_path: str | None = None,
     ) -> None:
         self.store = store
         self.queue_size = queue_size
@@ -48,6 +59,10 @@ class BackgroundWriter:
         self.full_policy = full_policy
         self.block_timeout = block_timeout
         self._on_tick = on_tick
+        self.spill_path = spill_path
+        self._spill_file: Any = None
+        self._spill_lock = threading.Lock()
+        self.spilled = 0
         self._queue: deque[AgentEvent] = deque()
         self._wake = threading.Event()
         self._signalled = False
@@ -68,6 +83,8 @@ class BackgroundWriter:
         """Queue ``event``; applies the full-queue policy when the queue is at capacity."""
         queue = self._queue
         if len(queue) >= self.queue_size and not self._make_room():
+            if self.full_policy == "spill" and self._spill(event):
+                return
             self.dropped += 1
             return
         queue.append(event)
@@ -77,7 +94,7 @@ class BackgroundWriter:
             self._wake.set()
 
     def _make_room(self) -> bool:
-        """Apply the policy; True when ``event`` may still be appended."""
+        """Apply the policy; True when the event may still be appended to the queue."""
         if self.full_policy == "drop_oldest":
             try:
                 self._queue.popleft()
@@ -97,6 +114,42 @@ class BackgroundWriter:
                     self._space.wait(left)
             return True
         return False
+
+    def _spill(self, event: AgentEvent) -> bool:
+        """Append an event that did not fit to the spill file; replayed at the next start."""
+        if self.spill_path is None:
+            return False
+        try:
+            with self._spill_lock:
+                if self._spill_file is None:
+                    path = Path(self.spill_path)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._spill_file = path.open("ab", buffering=0)
+                self._spill_file.write(_encode(event) + b"\n")
+        except OSError:
+            log.exception("redline: spilling to %s failed", self.spill_path)
+            return False
+        self.spilled += 1
+        return True
+
+    def replay_spill(self) -> int:
+        """Store the events a previous run spilled, then truncate the file; returns how many."""
+        if self.spill_path is None:
+            return 0
+        path = Path(self.spill_path)
+        if not path.exists() or path.stat().st_size == 0:
+            return 0
+        events: list[AgentEvent] = []
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                try:
+                    events.append(_decode(line))
+                except msgspec.DecodeError:
+                    log.warning("redline: skipped an unreadable line in %s", path)
+        for start in range(0, len(events), self.batch_size):
+            self.store.append(events[start : start + self.batch_size])
+        path.write_bytes(b"")
+        return len(events)
 
     # -- waiting for durability -----------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -123,6 +176,8 @@ class BackgroundWriter:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self._drain_inline()
+        if self._spill_file is not None:
+            self._spill_file.close()
         try:
             self.store.close()
         except Exception:
