@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class AgentEvent(msgspec.Struct, omit_defaults=True):
+class AgentEvent(msgspec.Struct, omit_defaults=True, gc=False):
     """One thing an agent did, or that happened to it.
 
     ``timestamp`` is seconds since the epoch (UTC) and defaults to now. ``cost_usd`` and

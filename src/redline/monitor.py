@@ -250,11 +250,11 @@ class Monitor:
             return
         if self._policies:
             cur = windows.cur
+            now = self._now()
+            closed = windows._closed
             for policy in self._policies:
-                if policy.applies_to(agent):
-                    anomaly = policy.evaluate(
-                        agent, windows.closed(policy.window), cur, self._now()
-                    )
+                if policy.match_all or policy.applies_to(agent):
+                    anomaly = policy.evaluate(agent, closed[policy.window], cur, now)
                     if anomaly is not None:
                         anomaly.session_id = ev.session_id
                         self._pending.append(anomaly)

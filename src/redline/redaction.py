@@ -159,6 +159,21 @@ class Redactor:
         """``data`` with secrets scrubbed; the same object when nothing needed scrubbing."""
         if not self.enabled or not data:
             return data
+        # Fast path: every key already judged harmless, every value a scalar or a short string
+        # already judged clean. Most payloads repeat their keys and many their values.
+        key_memo = self._key_memo
+        value_memo = self._value_memo
+        for key, value in data.items():
+            if key_memo.get(key, True):
+                break
+            cls = type(value)
+            if cls is str:
+                if value_memo.get(value, 0) is not None:
+                    break
+            elif not (value is None or cls is int or cls is float or cls is bool):
+                break
+        else:
+            return data
         result = self._scrub_dict(data, 0)
         if result is not data:
             self.redacted_count += 1

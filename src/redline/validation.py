@@ -121,7 +121,7 @@ class EventValidator:
                 and type(event.tags) is list
                 and _texts_ok(event)
             ):
-                if data:
+                if data and not self._small_flat(data):
                     try:
                         size = len(self._encode(data))
                     except (TypeError, msgspec.EncodeError, OverflowError, ValueError):
@@ -144,6 +144,27 @@ class EventValidator:
             return self._from_mapping(event)
         self._reject("not_an_event", f"expected an AgentEvent, got {type(event).__name__}")
         return None
+
+    def _small_flat(self, data: dict[str, Any]) -> bool:
+        """Whether ``data`` is certainly JSON-encodable and under the size limit, unencoded.
+
+        True for a small dict of string keys and scalar values whose worst-case encoded size
+        (6 bytes per character, as ``\\u0000`` escapes) fits; anything else gets encoded.
+        """
+        if len(data) > 32:
+            return False
+        size = 0
+        for key, value in data.items():
+            if type(key) is not str:
+                return False
+            cls = type(value)
+            if cls is str:
+                size += len(key) + len(value)
+            elif value is None or cls is int or cls is float or cls is bool:
+                size += len(key) + 8
+            else:
+                return False
+        return size * 6 + 64 * len(data) <= self.max_data_bytes
 
     # -- the slow path --------------------------------------------------------------------
     def _from_mapping(self, raw: Mapping[str, Any]) -> AgentEvent | None:

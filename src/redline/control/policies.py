@@ -47,13 +47,13 @@ class KillPolicy:
         self._op = _OPS[config.operator]
         self._getter: MetricGetter = metric_getter(config.metric)
         self._pattern = config.agent
-        self._match_all = config.agent == "*"
+        self.match_all = config.agent == "*"
         self._applies: dict[str, bool] = {}
         self._breached: set[str] = set()
 
     def applies_to(self, agent: str) -> bool:
         """Whether the policy's agent wildcard matches ``agent`` (cached)."""
-        if self._match_all:
+        if self.match_all:
             return True
         hit = self._applies.get(agent)
         if hit is None:

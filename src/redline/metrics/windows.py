@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redline.events import AgentEvent
-from redline.metrics.sketch import bucket_of
+from redline.metrics.sketch import _INV_LOG_GAMMA, _MIN_VALUE, _ZERO_BUCKET, _ceil, _log
 
 __all__ = ["AgentWindows", "IntervalHook", "Totals"]
 
@@ -206,7 +206,8 @@ class AgentWindows:
         if latency is not None:
             cur.lat_sum += latency
             cur.lat_n += 1
-            b = bucket_of(latency)
+            # bucket_of(), inlined: this is the hottest line in Redline.
+            b = _ceil(_log(latency) * _INV_LOG_GAMMA) if latency >= _MIN_VALUE else _ZERO_BUCKET
             hist = cur.hist
             hist[b] = hist.get(b, 0) + 1
         if (

@@ -43,7 +43,7 @@ class KillRecord(msgspec.Struct, frozen=True, kw_only=True):
         return self.expires_at is not None and now >= self.expires_at
 
 
-class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event as stored: its sequence number and, where the store chains, its hashes."""
 
     seq: int
