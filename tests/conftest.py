@@ -41,7 +41,9 @@ def sql_count(db_path: Path) -> Callable[..., int]:
             return 0
         conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=30.0)
         try:
-            return int(conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0])
+            return int(
+                conn.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+            )
         except sqlite3.OperationalError as exc:  # the table does not exist yet
             if "no such table" in str(exc):
                 return 0

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from redline import AgentEvent, Monitor, parse_config
@@ -29,6 +29,7 @@ samples = st.lists(
 # --- Welford --------------------------------------------------------------------------------
 
 
+@settings(database=None)  # no example database: runs are independent
 @given(samples)
 def test_welford_matches_statistics(values: list[float]) -> None:
     """Welford's running mean and sample deviation equal ``statistics.mean`` / ``stdev``."""
@@ -40,6 +41,7 @@ def test_welford_matches_statistics(values: list[float]) -> None:
     assert math.isclose(b.stddev, statistics.stdev(values), rel_tol=1e-6, abs_tol=1e-5)
 
 
+@settings(database=None)
 @given(samples, st.floats(min_value=-1e3, max_value=1e3), st.integers(min_value=1, max_value=50))
 def test_update_many_equals_repeated_updates(
     values: list[float], value: float, times: int
@@ -112,7 +114,8 @@ def test_ewma_scores_deviations() -> None:
     for i in range(100):
         b.update(10.0 + (i % 3))
     z = b.z_score(100.0)
-    assert z is not None and z > 10
+    assert z is not None
+    assert z > 10
 
 
 def test_ewma_rejects_a_bad_alpha() -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,7 +35,7 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def monitor(clock: ManualClock) -> Monitor:
+def monitor(clock: ManualClock) -> Iterator[Monitor]:
     m = Monitor(clock=clock)
     yield m
     m.close()
@@ -71,7 +73,7 @@ def test_event_has_the_peer_fields_and_redline_fields() -> None:
 def test_event_timestamp_defaults_to_now() -> None:
     """An event built without a timestamp carries the current wall-clock time."""
     e = AgentEvent(agent="a")
-    assert abs(e.timestamp - __import__("time").time()) < 60
+    assert abs(e.timestamp - time.time()) < 60
 
 
 def test_to_dict_omits_defaults() -> None:
@@ -103,7 +105,8 @@ def test_a_good_event_passes_untouched(clock: ManualClock) -> None:
     v = EventValidator(clock=clock.time)
     e = ev(cost_usd=0.1, latency_ms=3.0, tokens_in=5, data={"model": "gpt-4"})
     assert v.check(e) is e
-    assert v.repaired == {} and v.rejected == {}
+    assert v.repaired == {}
+    assert v.rejected == {}
 
 
 def test_a_mapping_is_accepted_as_an_event(monitor: Monitor) -> None:

@@ -413,3 +413,20 @@ def test_quantile_of_one_value() -> None:
     hist = {bucket_of(42.0): 1}
     for q in (0.0, 0.5, 1.0):
         assert math.isclose(quantile(hist, 1, q), 42.0, rel_tol=ACCURACY)
+
+
+def test_ad_hoc_window_longer_than_every_configured_one_counts_to_the_minute() -> None:
+    """A 1 h snapshot with only a 5 min window configured still sees the whole hour."""
+    from redline import AgentEvent, Monitor
+    from redline.testing import ManualClock
+
+    clock = ManualClock(1_700_000_000.0)
+    monitor = Monitor(clock=clock)
+    for minute in range(40):
+        clock.set(1_700_000_000.0 + minute * 60 + 5)
+        monitor.record(AgentEvent(timestamp=clock.time(), agent="a", cost_usd=1.0))
+    snap = monitor.get_metrics("a", window=3600)
+    assert snap.window_seconds == 3600
+    assert snap.event_count == 40
+    assert snap.cost_per_minute == 40.0 / 60.0
+    monitor.close()

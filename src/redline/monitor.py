@@ -170,7 +170,10 @@ class Monitor:
         )
         self._replayed = self._writer.replay_spill()
         self._put = self._writer.put
-        self._sync_types = frozenset(st.sync_types)
+        # A memory store has nothing to make durable: sync types only wait on real stores.
+        self._sync_types = (
+            frozenset(st.sync_types) if self.store.backend != "memory" else frozenset()
+        )
         self.bus = EventBus()
         self.alerts = AlertManager(config.alerts)
 
@@ -225,9 +228,10 @@ class Monitor:
                     self._observe(ev)
                 if self._pending:
                     pending, self._pending = self._pending, []
+                # Under the lock, so the writer's counters (and flush() targets) are exact.
+                self._put(ev)
             if self.bus.active:
                 self.bus.publish(ev)
-            self._put(ev)
             if pending:
                 self._act(pending)
             if ev.event_type in self._sync_types:
@@ -254,7 +258,7 @@ class Monitor:
             closed = windows._closed
             for policy in self._policies:
                 if policy.match_all or policy.applies_to(agent):
-                    anomaly = policy.evaluate(agent, closed[policy.window], cur, now)
+                    anomaly = policy.evaluate(agent, closed[policy.window], cur, now, ev.session_id)
                     if anomaly is not None:
                         anomaly.session_id = ev.session_id
                         self._pending.append(anomaly)
@@ -293,7 +297,12 @@ class Monitor:
                     return overflow
                 agent = _OVERFLOW_AGENT
         windows = AgentWindows(
-            agent, self.windows, start=self._now(), interval=self._interval, hook=self._on_interval
+            agent,
+            self.windows,
+            start=self._now(),
+            interval=self._interval,
+            hook=self._on_interval,
+            span=self.max_window,
         )
         self._agents[agent] = windows
         return windows
@@ -393,9 +402,10 @@ class Monitor:
         """Store and publish a governance event the monitor made itself."""
         if self._redact is not None and ev.data:
             ev = _replace(ev, data=self._redact(ev.data))
+        with self._lock:
+            self._put(ev)
         if self.bus.active:
             self.bus.publish(ev)
-        self._put(ev)
         if ev.event_type in self._sync_types:
             self._writer.flush(5.0)
 
@@ -552,8 +562,11 @@ class Monitor:
         if scope == "agent":
             self.reset_metrics(target)
         elif scope == "global":
+            # A fleet-wide stop is a fleet-wide fresh start: otherwise the next event re-kills.
+            self.reset_metrics()
+        else:
             for policy in self._policies:
-                policy.rearm()
+                policy.rearm(session=target)
         if rec is None:
             return False
         who = target if scope == "agent" else "*"
@@ -832,6 +845,34 @@ class Monitor:
             if days is not None
         }
         return prune(cutoffs, dry_run=dry_run)
+
+    def export(
+        self,
+        format: str,
+        *,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        agent: str | None = None,
+        session_id: str | None = None,
+        user: str | None = None,
+        event_type: str | None = None,
+        output: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Flush, then export as ``soc2``, ``gdpr`` (needs ``user``), ``json``, ``csv`` or ``jsonl``.
+
+        Returns the report as ``str``; with ``output`` (a path or a binary file) streams it there
+        and returns the manifest dict. ``options``: ``progress``, ``total``, ``verify``,
+        ``purposes`` (see :func:`redline.compliance.export` and docs/audit.md).
+        """
+        from redline.compliance import export
+
+        self.flush()
+        return export(
+            self.store, format, since=since, until=until, agent=agent, session_id=session_id,
+            user=user, event_type=event_type, output=output, config=self.config,
+            now=self._now(), **options,
+        )  # fmt: skip
 
     def reset_metrics(self, agent: str | None = None) -> None:
         """Forget window state (of one agent, or all) and re-arm policies; stored events stay.

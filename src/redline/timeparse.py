@@ -11,7 +11,10 @@ from datetime import datetime, timezone
 
 __all__ = ["parse_time"]
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|w|wk)s?\s*(?:ago)?\s*$", re.I)
+_AGE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hr|hour|d|day|w|wk|week)s?\s*(?:ago)?\s*$",
+    re.I,
+)
 _UNIT = {
     "s": 1,
     "sec": 1,

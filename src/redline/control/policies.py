@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import operator
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from redline.config import KillPolicyConfig
 from redline.detect.anomaly import Anomaly
@@ -49,7 +49,8 @@ class KillPolicy:
         self._pattern = config.agent
         self.match_all = config.agent == "*"
         self._applies: dict[str, bool] = {}
-        self._breached: set[str] = set()
+        self._per_session = config.action == "kill_session"
+        self._breached: set[Any] = set()
 
     def applies_to(self, agent: str) -> bool:
         """Whether the policy's agent wildcard matches ``agent`` (cached)."""
@@ -62,18 +63,29 @@ class KillPolicy:
                 self._applies[agent] = hit
         return hit
 
-    def evaluate(self, agent: str, closed: Totals, cur: Totals, now: float) -> Anomaly | None:
-        """An anomaly when the condition has just become true for ``agent``."""
+    def evaluate(
+        self, agent: str, closed: Totals, cur: Totals, now: float, session_id: str | None = None
+    ) -> Anomaly | None:
+        """An anomaly when the condition has just become true for ``agent``.
+
+        A ``kill_session`` policy tracks its breach per session: while the agent's metric stays
+        over the threshold, each session that keeps recording is stopped in turn.
+        """
+        key: Any = (agent, session_id) if self._per_session and session_id is not None else agent
         if closed.count + cur.count < self.config.min_events:
-            self._breached.discard(agent)
+            self._breached.discard(key)
             return None
         value = self._getter(closed, cur, self.window)
         if not self._op(value, self.threshold):
-            self._breached.discard(agent)
+            self._breached.discard(key)
+            if key != agent:  # the agent cleared: every session of it is re-armed
+                self._breached = {
+                    k for k in self._breached if not (isinstance(k, tuple) and k[0] == agent)
+                }
             return None
-        if agent in self._breached:
+        if key in self._breached:
             return None
-        self._breached.add(agent)
+        self._breached.add(key)
         cfg = self.config
         message = cfg.message or (
             f"Kill policy '{cfg.name}' triggered for agent '{agent}': "
@@ -93,9 +105,16 @@ class KillPolicy:
             details={"operator": cfg.operator, "window_seconds": self.window},
         )
 
-    def rearm(self, agent: str | None = None) -> None:
-        """Forget that ``agent`` (or every agent) is in breach."""
-        if agent is None:
+    def rearm(self, agent: str | None = None, *, session: str | None = None) -> None:
+        """Forget that ``agent``, ``session`` (or everyone) is in breach."""
+        if agent is None and session is None:
             self._breached.clear()
-        else:
-            self._breached.discard(agent)
+            return
+        self._breached = {
+            k
+            for k in self._breached
+            if not (
+                (agent is not None and (k == agent or (isinstance(k, tuple) and k[0] == agent)))
+                or (session is not None and isinstance(k, tuple) and k[1] == session)
+            )
+        }

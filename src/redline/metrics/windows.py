@@ -153,6 +153,9 @@ class AgentWindows:
         "_interval_acc",
         "_interval_start",
         "_max_window",
+        "_minute",
+        "_minutes",
+        "_span",
         "_windows",
         "agent",
         "cur",
@@ -167,11 +170,17 @@ class AgentWindows:
         start: float,
         interval: int = 60,
         hook: IntervalHook | None = None,
+        span: int | None = None,
     ) -> None:
         self.agent = agent
         self._windows = windows
         self._max_window = max(windows)
+        # The coarse tier: closed per-minute totals back to ``span`` seconds, for ad-hoc
+        # windows longer than every configured one (60 totals an hour, not 3,600 buckets).
+        self._span = max(span or 0, self._max_window)
         second = int(start)
+        self._minute = Totals(second - second % 60)
+        self._minutes: deque[Totals] = deque()
         self.cur = Totals(second)
         self._closed: dict[int, Totals] = {w: Totals() for w in windows}
         self._buckets: dict[int, deque[Totals]] = {w: deque() for w in windows}
@@ -256,6 +265,7 @@ class AgentWindows:
         if cur.count:
             self.lifetime.add(cur)
             self._interval_acc.add(cur)
+            self._minute.add(cur)
             for w in self._windows:
                 self._buckets[w].append(cur)
                 self._closed[w].add(cur)
@@ -267,6 +277,15 @@ class AgentWindows:
                 while buckets and buckets[0].second <= horizon:
                     closed.subtract(buckets.popleft())
         self.cur = Totals(second)
+        minute = second - second % 60
+        if minute != self._minute.second:
+            minutes = self._minutes
+            if self._minute.count:
+                minutes.append(self._minute)
+            self._minute = Totals(minute)
+            horizon = second - self._span
+            while minutes and minutes[0].second + 60 <= horizon:
+                minutes.popleft()
         interval = self._interval
         end = self._interval_start + interval
         if second >= end:
@@ -307,16 +326,24 @@ class AgentWindows:
 def sum_recent(windows: AgentWindows, seconds: int, now: float) -> Totals:
     """Totals of the last ``seconds`` for a length that is not a configured window.
 
-    Sums the closed buckets of the largest window that are young enough: O(buckets), fine for
-    ad-hoc reads, never used on the hot path.
+    Up to the largest configured window, sums its young-enough per-second buckets; beyond it,
+    the per-minute tier (kept back to ``max_window_seconds``), so a long ad-hoc window is exact
+    to the minute. O(buckets), fine for reads, never used on the hot path.
     """
     largest = max(windows.windows)
     closed, cur = windows.window(largest, now)
     del closed
     out = Totals()
     horizon = int(now) - seconds
-    for bucket in windows._buckets[largest]:
-        if bucket.second > horizon:
-            out.add(bucket)
+    if seconds <= largest:
+        for bucket in windows._buckets[largest]:
+            if bucket.second > horizon:
+                out.add(bucket)
+    else:
+        # Minute resolution: a minute counts when it started inside the window.
+        for minute in windows._minutes:
+            if minute.second >= horizon:
+                out.add(minute)
+        out.add(windows._minute)
     out.add(cur)
     return out
