@@ -151,6 +151,9 @@ def test_peer_config_drives_a_monitor(tmp_path: Path, monkeypatch: pytest.Monkey
             m.record(AgentEvent(timestamp=NOW, agent="sales-agent", cost_usd=1.0))
         assert m.stats()["filtered"] == 2
         assert m.is_killed("sales-agent")
+        m.record(AgentEvent(timestamp=NOW, agent="support-agent"))
+        clock.advance(120)
+        m.record(AgentEvent(timestamp=clock.time(), agent="support-agent"))
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert any(a["kind"] == "kill" and a["message"] == "Cost limit exceeded" for a in alerts)
     assert (tmp_path / "baselines.json").exists()
@@ -162,9 +165,12 @@ def test_unquoted_version_is_accepted(tmp_path: Path) -> None:
 
 
 def test_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    """An empty file is a valid config with every default."""
+    """An empty file is a valid config with every default, storing beside itself."""
     path = write(tmp_path, "")
-    assert load_config(path) == parse_config({}, source=str(path))
+    loaded = load_config(path)
+    assert loaded.storage.path == str(tmp_path.resolve() / ".redline" / "events.db")
+    loaded.storage.path = None
+    assert loaded == parse_config({}, source=str(path))
 
 
 def test_source_records_the_file(tmp_path: Path) -> None:

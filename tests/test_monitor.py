@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,11 +85,14 @@ def test_seed_quick_start_runs_unchanged(
 
 
 def test_shipped_quick_start_example_runs(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """``examples/quickstart.py`` runs from the repository root as the README says."""
-    monkeypatch.chdir(ROOT)
-    namespace = runpy.run_path(str(ROOT / "examples" / "quickstart.py"))
+    """``examples/quickstart.py`` runs as the README says (in a fresh copy: kills persist)."""
+    (tmp_path / "examples").mkdir()
+    for name in ("quickstart.py", "monitor.yaml"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / "examples" / name)
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(tmp_path / "examples" / "quickstart.py"))
     namespace["monitor"].close()
     out = capsys.readouterr().out
     assert "Events: 1\nCost/min: $0.0014\nDenial rate: 0.0%\n" in out
@@ -96,7 +100,9 @@ def test_shipped_quick_start_example_runs(
 
 def test_quick_start_numbers_are_exact(clock: ManualClock) -> None:
     """With the seed's config: 1 event, $0.007 / 5 min = $0.0014/min, denial rate 0."""
-    m = Monitor(load_config(ROOT / "examples" / "monitor.yaml"), clock=clock)
+    config = load_config(ROOT / "examples" / "monitor.yaml")
+    config.storage.path = None  # the example's store persists kills between runs; start clean
+    m = Monitor(config, clock=clock)
     m.record(AgentEvent(timestamp=NOW, event_type="action", agent="sales-agent",
                         cost_usd=0.007, latency_ms=350.0, data={"model": "gpt-4"}))
     snap = m.get_metrics("sales-agent")

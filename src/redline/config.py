@@ -73,6 +73,10 @@ CHANNEL_TYPES: Final = (
 )
 
 
+#: Where a config file's events go when it names no storage (relative to the file).
+DEFAULT_STORE: Final = ".redline/events.db"
+
+
 def severity_rank(severity: str) -> int:
     """Rank of a severity for comparisons (unknown names rank as ``medium``)."""
     return SEVERITIES.get(severity, 2)
@@ -361,6 +365,9 @@ def resolve_backend(storage: StorageConfig) -> str:
 def load_config(path: str | os.PathLike[str] = "monitor.yaml") -> MonitorConfig:
     """Read, interpolate and validate a YAML config file.
 
+    A file without a ``storage`` path stores events in ``.redline/events.db`` beside it (the
+    audited SQLite store); ``parse_config`` and ``MonitorConfig()`` keep the in-memory default.
+
     Raises ``FileNotFoundError`` when the file does not exist (as the peer) and
     :class:`ConfigError` for anything wrong inside it.
     """
@@ -376,7 +383,13 @@ def load_config(path: str | os.PathLike[str] = "monitor.yaml") -> MonitorConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{file}: {where}invalid YAML: {problem}"], file=file) from None
-    return parse_config(raw if raw is not None else {}, source=file)
+    config = parse_config(raw if raw is not None else {}, source=file)
+    storage = config.storage
+    if storage.backend is None and storage.path is None:
+        # A config file persists by default, as the peer's did (it wrote a JSONL log): the
+        # audited SQLite store, beside the file, so every process and the CLI find it.
+        storage.path = str(Path(file).resolve().parent / DEFAULT_STORE)
+    return config
 
 
 def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:

@@ -19,6 +19,7 @@ __all__ = [
     "CATEGORIES",
     "CRITICAL_TYPES",
     "EVENT_TYPES",
+    "GOVERNANCE_TYPES",
     "AgentEvent",
     "EventType",
     "category_of",
@@ -126,6 +127,9 @@ CATEGORIES: Final[tuple[str, ...]] = (
     "performance",
     "user",
 )
+
+#: Governance events Redline writes itself: stored and published, never counted as activity.
+GOVERNANCE_TYPES: Final[frozenset[str]] = frozenset({"anomaly", "alert", "kill", "revive"})
 
 #: Types whose loss would hide a governance action; the store commits them synchronously
 #: when ``durability`` asks for it.

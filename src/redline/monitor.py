@@ -34,7 +34,7 @@ from redline.detect.anomaly import Anomaly
 from redline.detect.drift import DriftDetector
 from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetector, action_name
 from redline.detect.zscore import BaselineBook, ZScoreRule
-from redline.events import AgentEvent
+from redline.events import GOVERNANCE_TYPES, AgentEvent
 from redline.exceptions import AgentKilledError, InvalidEventError, StoreError
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
@@ -50,8 +50,7 @@ __all__ = ["Guard", "Monitor"]
 
 log = logging.getLogger("redline")
 
-#: Governance events the monitor writes itself: stored and published, never counted as activity.
-_INTERNAL_TYPES = frozenset({"anomaly", "alert", "kill", "revive"})
+_INTERNAL_TYPES = GOVERNANCE_TYPES
 _OVERFLOW_AGENT = "_overflow"
 _replace = msgspec.structs.replace
 
@@ -187,6 +186,7 @@ class Monitor:
         self._kill_count = 0
         self._evicted_agents = 0
 
+        self._baselines_dirty = False
         if bl.storage_path:
             self._load_baselines(Path(bl.storage_path))
         _LIVE.add(self)
@@ -328,6 +328,7 @@ class Monitor:
                     if anomaly is not None:
                         self._pending.append(anomaly)
             baseline.update(value)
+            self._baselines_dirty = True
             if empties > 0:
                 baseline.update_many(getter(_EMPTY, _EMPTY, seconds), empties)
         if self._drift is not None:
@@ -463,9 +464,10 @@ class Monitor:
         *,
         actor: str = "",
         ttl_seconds: float | None = None,
+        agent: str | None = None,
     ) -> KillRecord:
-        """Stop one session (of any agent)."""
-        return self._kill("session", session_id, reason, actor, ttl_seconds)
+        """Stop one session (of any agent); ``agent`` only labels the recorded kill event."""
+        return self._kill("session", session_id, reason, actor, ttl_seconds, agent=agent)
 
     def kill_global(
         self, reason: str = "", *, actor: str = "", ttl_seconds: float | None = None
@@ -779,6 +781,37 @@ class Monitor:
             return None
         return {"mean": b.mean, "stddev": b.stddev, "count": float(b.count)}
 
+    # -- read-only views for exporters: computed when read, nothing mirrored per event --------
+    def agent_totals(self, window: int | None = None) -> dict[str, tuple[Totals, Totals]]:
+        """Per agent, copies of its ``(lifetime, window)`` totals, each with the open bucket.
+
+        ``lifetime`` runs from when the agent's windows were created (a revive or
+        ``reset_metrics()`` starts it again); ``window`` is ``window`` seconds (default: the
+        default window). Used by the Prometheus collector at scrape time.
+        """
+        now = self._now()
+        seconds = min(window or self.default_window, self.max_window)
+        out: dict[str, tuple[Totals, Totals]] = {}
+        pending = None
+        with self._lock:
+            for agent, w in self._agents.items():
+                recent = Totals()
+                for part in self._window_parts(w, seconds, now):
+                    recent.add(part)
+                life = w.lifetime.copy()
+                life.add(w.cur)
+                out[agent] = (life, recent)
+            if self._pending:
+                pending, self._pending = self._pending, []
+        if pending:
+            self._act(pending)
+        return out
+
+    @property
+    def last_write_at(self) -> float | None:
+        """Wall-clock time of the writer's last committed batch (None before the first)."""
+        return self._writer.last_write_at
+
     def stats(self) -> dict[str, Any]:
         """Redline's own health: what was recorded, queued, written, dropped, repaired, ..."""
         w = self._writer
@@ -901,7 +934,10 @@ class Monitor:
         self._closed = True
         ok = self._writer.close(timeout)
         path = self.config.baselines.storage_path
-        if path:
+        learned = self._baselines_dirty or bool(self._event_rules and self._recorded)
+        if path and learned:
+            # Only a monitor that learned something writes: a short-lived one (a script, the
+            # CLI) must not overwrite what the agents learned.
             self._save_baselines(Path(path))
         _LIVE.discard(self)
         return ok

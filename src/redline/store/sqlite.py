@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -47,6 +48,8 @@ from redline.store.chain import (
 )
 
 __all__ = ["PruneReport", "SQLiteStore"]
+
+log = logging.getLogger("redline")
 
 SCHEMA_VERSION: Final = 1
 _SCHEMA: Final = (
@@ -156,6 +159,9 @@ class SQLiteStore:
         self._last_kill_version: str | None = None
         self._last_cp_seq = 0
         self._last_cp_at = self._clock()
+        self._appended = False
+        self._verified_to: tuple[int, str] | None = None
+        self.integrity_alarms = 0
         self._closed = False
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -229,6 +235,7 @@ class SQLiteStore:
                     seq, prev = int(meta.get("anchor_seq", 0)), meta.get("anchor_hash", GENESIS)
                 else:
                     seq, prev = int(head[0]), str(head[1])
+                start = (seq, prev)
                 rows = []
                 for e in events:
                     payload = canonical_payload(e)
@@ -252,8 +259,11 @@ class SQLiteStore:
                     )
                     prev = h
                 conn.executemany(_INSERT, rows)
-                checkpoint = self._maybe_checkpoint(conn, seq, prev)
+                checkpoint = self._maybe_checkpoint(conn, seq, prev, start)
                 conn.execute("COMMIT")
+                self._appended = True
+                if self._verified_to == start:
+                    self._verified_to = (seq, prev)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -262,14 +272,69 @@ class SQLiteStore:
         if checkpoint is not None and self.anchor_path is not None:
             append_anchor(self.anchor_path, checkpoint)
 
-    def _maybe_checkpoint(self, conn: sqlite3.Connection, seq: int, head: str) -> Checkpoint | None:
+    def _maybe_checkpoint(
+        self, conn: sqlite3.Connection, seq: int, head: str, start: tuple[int, str]
+    ) -> Checkpoint | None:
         now = self._clock()
         due = seq - self._last_cp_seq >= self.checkpoint_every or (
             now - self._last_cp_at >= self.checkpoint_interval and seq > self._last_cp_seq
         )
-        if not due:
+        if not due or not self._consistent_to(conn, *start):
             return None
+        self._verified_to = start
         return self._write_checkpoint(conn, seq, head, now)
+
+    def _consistent_to(self, conn: sqlite3.Connection, head_seq: int, head_hash: str) -> bool:
+        """Whether the chain links, hash by hash, from what this store trusts up to ``head``.
+
+        A checkpoint vouches for every row before it, so the writer signs only a head it wrote
+        itself or whose rows since the last trusted point (its own last head, else the newest
+        checkpoint, else the anchor) recompute and link. Otherwise it refuses, counts an
+        integrity alarm and logs: signing would launder a rewritten chain.
+        """
+        if self._verified_to == (head_seq, head_hash):
+            return True
+        if self._verified_to is not None and self._verified_to[0] <= head_seq:
+            start_seq, start_hash = self._verified_to
+        else:
+            cp = conn.execute(
+                "SELECT seq, head_hash FROM checkpoints WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                (head_seq,),
+            ).fetchone()
+            if cp is not None:
+                start_seq, start_hash = int(cp[0]), str(cp[1])
+            else:
+                meta = self._meta(conn)
+                start_seq = int(meta.get("anchor_seq", 0))
+                start_hash = meta.get("anchor_hash", GENESIS)
+            if start_seq > 0:
+                row = conn.execute("SELECT hash FROM events WHERE seq = ?", (start_seq,)).fetchone()
+                if row is not None and str(row[0]) != start_hash:
+                    return self._alarm(start_seq)
+        prev, expect = start_hash, start_seq + 1
+        rows = conn.execute(
+            "SELECT seq, prev_hash, hash, payload_sha256 FROM events "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq",
+            (start_seq, head_seq),
+        )
+        for seq, prev_hash, h, digest in rows:
+            if seq != expect or prev_hash != prev or chain_hash(seq, prev_hash, digest) != h:
+                return self._alarm(seq)
+            prev, expect = h, expect + 1
+        if expect != head_seq + 1 or prev != head_hash:
+            return self._alarm(expect)
+        self._verified_to = (head_seq, head_hash)
+        return True
+
+    def _alarm(self, seq: int) -> bool:
+        self.integrity_alarms += 1
+        log.error(
+            "redline: %s: the chain does not verify at row %d; refusing to sign a checkpoint "
+            "over it (run `redline verify`)",
+            self.path,
+            seq,
+        )
+        return False
 
     def _write_checkpoint(
         self, conn: sqlite3.Connection, seq: int, head: str, now: float
@@ -297,7 +362,11 @@ class SQLiteStore:
                     "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
                 cp = None
-                if head is not None and int(head[0]) > self._last_cp_seq:
+                if (
+                    head is not None
+                    and int(head[0]) > self._last_cp_seq
+                    and self._consistent_to(conn, int(head[0]), str(head[1]))
+                ):
                     cp = self._write_checkpoint(conn, int(head[0]), str(head[1]), self._clock())
                 elif head is not None:
                     row = conn.execute(
@@ -605,11 +674,16 @@ class SQLiteStore:
         }
 
     def close(self) -> None:
-        """Sign the head one last time and close every connection. Idempotent."""
+        """Sign the head one last time (if this store appended) and close every connection.
+
+        A store that only read, pruned or changed kill state signs nothing: it would vouch for
+        rows it never wrote nor verified (and a ``prune --dry-run`` would change the file).
+        Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
-        if not self.readonly:
+        if not self.readonly and self._appended:
             with contextlib.suppress(StoreError):
                 self.checkpoint()
         with self._conns_lock:
