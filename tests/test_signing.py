@@ -24,9 +24,8 @@ def _rewrite_from(path: Path, first: int) -> None:
         "SELECT seq, payload FROM events WHERE seq >= ? ORDER BY seq", (first,)
     ).fetchall()
     prev = con.execute("SELECT hash FROM events WHERE seq = ?", (first - 1,)).fetchone()[0]
-    for seq, payload in rows:
-        if seq == first:
-            payload = payload.replace(b'"i":', b'"i":9')
+    for seq, original in rows:
+        payload = original.replace(b'"i":', b'"i":9') if seq == first else original
         digest = hashlib.sha256(payload).hexdigest()
         h = chain_hash(seq, prev, digest)
         con.execute(
