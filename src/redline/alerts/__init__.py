@@ -1,5 +1,10 @@
-"""Alerts: what reaches a person when a detector, a policy or an operator acts."""
+"""Alerts: what reaches a person when a detector, a policy or an operator acts.
 
-from redline.alerts.manager import Alert, AlertManager
+:class:`AlertManager` routes each :class:`Alert` to its channels (:mod:`redline.alerts.channels`)
+and hooks; :mod:`redline.alerts.delivery` delivers remote ones off the caller's thread.
+"""
 
-__all__ = ["Alert", "AlertManager"]
+from redline.alerts.delivery import DeliveryError
+from redline.alerts.manager import Alert, AlertChannel, AlertManager
+
+__all__ = ["Alert", "AlertChannel", "AlertManager", "DeliveryError"]

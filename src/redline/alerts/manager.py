@@ -2,27 +2,38 @@
 
 Every alert is also recorded as an ``alert`` event by the monitor, so the audit trail holds it
 whatever happens to delivery. Channels with a ``min_severity`` only see alerts at or above it.
+
+``notify()`` never blocks on the network and never raises: local channels (console, jsonl) are
+written inline, remote ones are queued for :class:`~redline.alerts.delivery.Dispatcher`, which
+retries, breaks circuits and dead-letters on its own threads (see :mod:`redline.alerts.delivery`).
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
-import json
 import logging
 import os
-import sys
+import random
 import threading
-from collections.abc import Callable
-from pathlib import Path
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
 
-from redline.config import AlertChannelConfig, AlertConfig, severity_rank
+from redline.alerts.channels import build_channel
+from redline.alerts.delivery import Dispatcher, RetryPolicy
+from redline.clock import Clock
+from redline.config import AlertConfig, severity_rank
+from redline.exceptions import ConfigError
 
-__all__ = ["Alert", "AlertChannel", "AlertManager"]
+__all__ = ["Alert", "AlertChannel", "AlertManager", "build_channel"]
 
 log = logging.getLogger("redline")
+
+#: States an alert moves through; channels map them to their vendor's action.
+STATES = ("firing", "acknowledged", "resolved")
 
 
 class Alert(msgspec.Struct, kw_only=True):
@@ -48,7 +59,12 @@ class Alert(msgspec.Struct, kw_only=True):
 
 
 class AlertChannel(Protocol):
-    """Anything that can deliver an alert."""
+    """Anything that can deliver an alert.
+
+    Optional attributes the manager looks for: ``deliver_inline`` (True for local channels,
+    written on the caller's thread), ``redact(text)`` (masks credentials in error messages) and
+    ``close()`` (releases connections).
+    """
 
     name: str
     min_severity: str
@@ -58,72 +74,66 @@ class AlertChannel(Protocol):
         ...
 
 
-_COLOURS = {
-    "critical": "\x1b[1;31m",
-    "high": "\x1b[31m",
-    "warning": "\x1b[33m",
-    "medium": "\x1b[33m",
-    "low": "\x1b[36m",
-    "info": "\x1b[37m",
-}
+_LIVE: weakref.WeakSet[AlertManager] = weakref.WeakSet()
 
 
-class ConsoleChannel:
-    """One line per alert on stderr, coloured by severity when stderr is a terminal."""
-
-    def __init__(self, config: AlertChannelConfig) -> None:
-        self.name = config.name or "console"
-        self.min_severity = config.min_severity
-
-    def send(self, alert: Alert) -> None:
-        """Write the alert line."""
-        stream = sys.stderr
-        tag = f"[redline] {alert.severity.upper()}"
-        if stream.isatty():
-            tag = f"{_COLOURS.get(alert.severity, '')}{tag}\x1b[0m"
-        stream.write(f"{tag} {alert.agent}: {alert.title}: {alert.message}\n")
-        stream.flush()
-
-
-class JsonlChannel:
-    """One JSON alert per line, fsync'd, in an append-only file (``file`` and ``jsonl`` types)."""
-
-    def __init__(self, config: AlertChannelConfig) -> None:
-        self.name = config.name or config.type
-        self.min_severity = config.min_severity
-        self.path = Path(config.path)
-        self._lock = threading.Lock()
-
-    def send(self, alert: Alert) -> None:
-        """Append and fsync."""
-        line = json.dumps(alert.to_dict(), sort_keys=True) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-
-
-def build_channel(config: AlertChannelConfig) -> AlertChannel | None:
-    """The channel for one config entry; ``None`` for types this build does not deliver."""
-    if config.type == "console":
-        return ConsoleChannel(config)
-    if config.type in ("file", "jsonl"):
-        return JsonlChannel(config)
-    return None
+@atexit.register
+def _flush_at_exit() -> None:
+    """Give queued alerts (a kill just before exit) a bounded chance to go out."""
+    for manager in list(_LIVE):
+        manager.flush(manager.exit_timeout)
 
 
 class AlertManager:
-    """Fans alerts out to channels and hooks, counting what was sent and what failed."""
+    """Fans alerts out to channels and hooks, counting what was sent and what failed.
 
-    def __init__(self, config: AlertConfig | None = None) -> None:
+    Delivery options (all keyword-only): ``dead_letter_path`` (JSONL of alerts that finally
+    failed; None keeps none), ``queue_size`` (per remote channel), ``max_attempts``,
+    ``backoff_base``/``backoff_cap`` (seconds, full jitter), ``max_retry_after``,
+    ``breaker_threshold``/``breaker_reset_seconds``, ``exit_timeout`` (how long interpreter
+    exit waits for queued alerts), and for tests ``sleep``, ``clock`` and ``rng``.
+    """
+
+    def __init__(
+        self,
+        config: AlertConfig | None = None,
+        *,
+        channels: Iterable[AlertChannel] = (),
+        dead_letter_path: str | os.PathLike[str] | None = None,
+        queue_size: int = 1000,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 300.0,
+        breaker_threshold: int = 5,
+        breaker_reset_seconds: float = 30.0,
+        exit_timeout: float = 5.0,
+        sleep: Callable[[float], object] | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._dispatcher = Dispatcher(
+            queue_size=queue_size,
+            retry=RetryPolicy(max_attempts, backoff_base, backoff_cap, max_retry_after),
+            breaker_threshold=breaker_threshold,
+            breaker_reset_seconds=breaker_reset_seconds,
+            dead_letter_path=dead_letter_path,
+            sleep=sleep,
+            clock=clock,
+            rng=rng,
+        )
+        self.exit_timeout = exit_timeout
         self.channels: list[AlertChannel] = []
         self.unsupported: list[str] = []
-        for ch in config.channels if config else []:
+        errors: list[str] = []
+        for i, ch in enumerate(config.channels if config else []):
             if not ch.enabled:
                 continue
-            built = build_channel(ch)
+            try:
+                built = build_channel(ch)
+            except ConfigError as exc:
+                errors.extend(f"alerts.channels[{i}].{e}" for e in exc.errors)
+                continue
             if built is None:
                 self.unsupported.append(ch.type)
                 log.warning(
@@ -133,12 +143,28 @@ class AlertManager:
                 )
             else:
                 self.channels.append(built)
+        if errors:
+            raise ConfigError(errors)
+        self.channels.extend(channels)
+        self._routes: list[tuple[str, int, bool]] = []
+        taken: set[str] = set()
+        for channel in self.channels:
+            base, n = channel.name, 1
+            while channel.name in taken:  # two unnamed webhooks: "webhook", "webhook-2"
+                n += 1
+                channel.name = f"{base}-{n}"
+            taken.add(channel.name)
+            self._dispatcher.add(channel)
+            inline = bool(getattr(channel, "deliver_inline", False))
+            self._routes.append((channel.name, severity_rank(channel.min_severity), inline))
         self._hooks: list[Callable[[Alert], object]] = []
         self._ids = itertools.count(1)
-        self.sent = 0
-        self.failed = 0
+        self._lock = threading.Lock()
+        self.hook_errors = 0
         self.history: list[Alert] = []
         self._max_history = 1000
+        if any(not inline for _, _, inline in self._routes):
+            _LIVE.add(self)
 
     def next_id(self) -> str:
         """A process-unique alert id."""
@@ -150,23 +176,58 @@ class AlertManager:
         return lambda: self._hooks.remove(hook)
 
     def notify(self, alert: Alert) -> None:
-        """Deliver ``alert`` to each channel at or above its severity, then to hooks."""
-        self.history.append(alert)
-        if len(self.history) > self._max_history:
-            del self.history[: len(self.history) - self._max_history]
-        rank = severity_rank(alert.severity)
-        for channel in self.channels:
-            if rank < severity_rank(channel.min_severity):
-                continue
-            try:
-                channel.send(alert)
-                self.sent += 1
-            except Exception:
-                self.failed += 1
-                log.exception("redline: alert channel %s failed", channel.name)
+        """Hand ``alert`` to each channel at or above its severity, then to hooks. Never raises.
+
+        Remote channels only get it queued; hooks run inline, their exceptions logged and counted.
+        """
+        with self._lock:
+            self.history.append(alert)
+            if len(self.history) > self._max_history:
+                del self.history[: len(self.history) - self._max_history]
+        dispatcher = self._dispatcher
+        try:
+            rank = severity_rank(alert.severity)
+            for name, min_rank, inline in self._routes:
+                if rank < min_rank:
+                    continue
+                if inline:
+                    dispatcher.deliver_inline(name, alert)
+                else:
+                    dispatcher.submit(name, alert)
+        except Exception:  # a bug in Redline must not reach the agent
+            log.exception("redline: routing alert %s failed", alert.id)
         for hook in list(self._hooks):
             try:
                 hook(alert)
             except Exception:
-                self.failed += 1
+                with self._lock:
+                    self.hook_errors += 1
                 log.exception("redline: alert hook failed")
+
+    # -- counters ---------------------------------------------------------------------------
+    @property
+    def sent(self) -> int:
+        """Deliveries that succeeded, over all channels."""
+        return self._dispatcher.total("sent")
+
+    @property
+    def failed(self) -> int:
+        """Deliveries given up (after retries) plus hooks that raised."""
+        return self._dispatcher.total("failed") + self.hook_errors
+
+    def stats(self) -> dict[str, Any]:
+        """``sent``, ``failed``, ``retried``, ``dropped``, ``dead_lettered``, ``queued``,
+        ``hook_errors`` and the same per channel (plus its ``circuit`` state) under ``channels``."""
+        out = self._dispatcher.stats()
+        out["hook_errors"] = self.hook_errors
+        return out
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every alert queued so far was delivered or given up; False on timeout."""
+        return self._dispatcher.flush(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush, stop the delivery workers and close channel connections. Idempotent."""
+        _LIVE.discard(self)
+        return self._dispatcher.close(timeout)
