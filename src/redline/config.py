@@ -27,9 +27,11 @@ __all__ = [
     "AgentTrackConfig",
     "AlertChannelConfig",
     "AlertConfig",
+    "AlertRuleConfig",
     "AnomalyDetectionConfig",
     "AnomalyRuleConfig",
     "BaselineConfig",
+    "CounterConfig",
     "DetectorsConfig",
     "DriftConfig",
     "EventsConfig",
@@ -139,6 +141,14 @@ class RetentionConfig(_Base):
     user: int | None = 90
 
 
+class CounterConfig(_Base):
+    """A derived counter: events of ``event_type`` for which ``where`` holds (over ``data``
+    and the event's own fields, in the condition language), counted in every window."""
+
+    event_type: str
+    where: str = ""
+
+
 class MetricsEngineConfig(_Base):
     """Rolling windows: the default one, the longest ad-hoc one, and extra windows kept live."""
 
@@ -146,6 +156,7 @@ class MetricsEngineConfig(_Base):
     max_window_seconds: int = 3600
     windows: list[int] = msgspec.field(default_factory=list)
     max_agents: int = 10_000
+    counters: dict[str, CounterConfig] = msgspec.field(default_factory=dict)
 
 
 class BaselineConfig(_Base):
@@ -301,10 +312,43 @@ class AlertChannelConfig(_Base):
     timeout_seconds: float = 5.0
 
 
+class AlertRuleConfig(_Base):
+    """A metric over a window with warning/critical thresholds (see ``redline.alerts.rules``).
+
+    ``metric`` is a snapshot field, a ``metrics.counters`` name, or ``A / B`` of two of them.
+    ``scope`` is ``agent`` (each agent matching ``agent``) or ``fleet`` (all agents together).
+    """
+
+    name: str
+    metric: str
+    operator: str = ">"
+    warning: float | None = None
+    critical: float | None = None
+    window_seconds: int | None = None
+    scope: str = "agent"
+    agent: str = "*"
+    for_seconds: float = 0.0
+    cooldown_seconds: float = 300.0
+    min_events: int = 1
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    message: str = ""
+    description: str = ""
+    channels: list[str] = msgspec.field(default_factory=list)
+
+
 class AlertConfig(_Base):
-    """Where alerts go."""
+    """Where alerts go, which rules raise them, and how delivery retries."""
 
     channels: list[AlertChannelConfig] = msgspec.field(default_factory=list)
+    rules: list[AlertRuleConfig] = msgspec.field(default_factory=list)
+    evaluation_interval_seconds: float = 1.0
+    dead_letter_path: str = ""
+    queue_size: int = 1000
+    max_attempts: int = 5
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 30.0
+    breaker_threshold: int = 5
+    breaker_reset_seconds: float = 30.0
 
 
 class RedactionConfig(_Base):
@@ -696,6 +740,49 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
             err(f"{p}.path", f"a {ch.type} channel needs a path")
         if ch.type in ("webhook", "slack") and not ch.url:
             err(f"{p}.url", f"a {ch.type} channel needs a url")
+
+    for name, counter in m.counters.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            err(f"metrics.counters.{name}", "expected a name of letters, digits and _")
+        if name in METRIC_NAMES:
+            err(f"metrics.counters.{name}", "this name is already a snapshot field")
+        try:
+            compile_condition(counter.where)
+        except ConditionError as exc:
+            err(f"metrics.counters.{name}.where", str(exc))
+
+    from redline.alerts.rules import check_template, resolve_metric
+
+    rule_names: set[str] = set()
+    for i, ar in enumerate(config.alerts.rules):
+        p = f"alerts.rules[{i}]"
+        if ar.name in rule_names:
+            err(f"{p}.name", f"duplicate rule name {ar.name!r}")
+        rule_names.add(ar.name)
+        try:
+            resolve_metric(ar.metric, m.counters)
+        except KeyError as exc:
+            known = sorted(METRIC_NAMES | set(m.counters))
+            hint = difflib.get_close_matches(str(exc.args[0]), known, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            err(f"{p}.metric", f"unknown metric or counter {exc.args[0]!r}{extra}")
+        check_choice(f"{p}.operator", ar.operator, OPERATORS)
+        check_choice(f"{p}.scope", ar.scope, ("agent", "fleet"))
+        if ar.warning is None and ar.critical is None:
+            err(p, "a rule needs a warning or a critical threshold (or both)")
+        if ar.window_seconds is not None and not 0 < ar.window_seconds <= m.max_window_seconds:
+            err(f"{p}.window_seconds", f"expected 1..{m.max_window_seconds} seconds")
+        if ar.for_seconds < 0 or ar.cooldown_seconds < 0:
+            err(p, "for_seconds and cooldown_seconds cannot be negative")
+        problem = check_template(ar.message)
+        if problem:
+            err(f"{p}.message", f"invalid template: {problem}")
+        names = {c.name or c.type for c in config.alerts.channels}
+        for j, channel in enumerate(ar.channels):
+            if channel not in names:
+                err(f"{p}.channels[{j}]", f"no channel named {channel!r} (known: {sorted(names)})")
+    if config.alerts.evaluation_interval_seconds <= 0:
+        err("alerts.evaluation_interval_seconds", "expected a positive number of seconds")
 
     for name, rx in config.redaction.patterns.items():
         try:

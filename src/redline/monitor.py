@@ -25,12 +25,14 @@ from typing import Any
 import msgspec
 
 from redline.alerts.manager import Alert, AlertManager
+from redline.alerts.rules import COUNTER_PREFIX, AlertRule
 from redline.bus import EventBus, Handler
 from redline.clock import Clock, SystemClock
 from redline.config import MonitorConfig, resolve_backend
 from redline.control.killswitch import KillSwitch
 from redline.control.policies import KillPolicy
 from redline.detect.anomaly import Anomaly
+from redline.detect.conditions import Condition, compile_condition
 from redline.detect.drift import DriftDetector
 from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetector, action_name
 from redline.detect.zscore import BaselineBook, ZScoreRule
@@ -108,9 +110,15 @@ class Monitor:
         self.max_window = m.max_window_seconds
         ks = config.kill_switch
         policy_windows = [p.window_seconds for p in ks.policies if p.window_seconds]
+        rule_windows = [r.window_seconds for r in config.alerts.rules if r.window_seconds]
         self.windows: tuple[int, ...] = tuple(
-            sorted({m.default_window_seconds, *m.windows, *policy_windows})
+            sorted({m.default_window_seconds, *m.windows, *policy_windows, *rule_windows})
         )
+        # Derived counters, by the event type they watch: one dict lookup per event.
+        self._counters: dict[str, list[tuple[str, Condition | None]]] = {}
+        for name, counter in m.counters.items():
+            cond = compile_condition(counter.where) if counter.where.strip() else None
+            self._counters.setdefault(counter.event_type, []).append((COUNTER_PREFIX + name, cond))
         self._agents: dict[str, AgentWindows] = {}
         self._max_agents = m.max_agents
 
@@ -174,7 +182,29 @@ class Monitor:
             frozenset(st.sync_types) if self.store.backend != "memory" else frozenset()
         )
         self.bus = EventBus()
-        self.alerts = AlertManager(config.alerts)
+        al = config.alerts
+        self.alerts = AlertManager(
+            al,
+            dead_letter_path=al.dead_letter_path or None,
+            queue_size=al.queue_size,
+            max_attempts=al.max_attempts,
+            backoff_base=al.backoff_base_seconds,
+            backoff_cap=al.backoff_cap_seconds,
+            breaker_threshold=al.breaker_threshold,
+            breaker_reset_seconds=al.breaker_reset_seconds,
+        )
+        self._alert_rules = [
+            AlertRule(
+                r,
+                window=r.window_seconds or self.default_window,
+                counters=m.counters,
+                next_id=self.alerts.next_id,
+            )
+            for r in al.rules
+        ]
+        self._alert_interval = al.evaluation_interval_seconds
+        self._next_alert_eval = 0.0
+        self._ack_cursor: float | None = None
 
         # Counters (read by stats()).
         self._recorded = 0
@@ -192,6 +222,7 @@ class Monitor:
         _LIVE.add(self)
         if st.flush_on_sigterm:
             _install_sigterm_handler()
+        self._ready = True
 
     # ------------------------------------------------------------------------------------
     # the hot path
@@ -243,6 +274,24 @@ class Monitor:
             if self._internal_errors == 1 or self._internal_errors % 10_000 == 0:
                 log.exception("redline: record() failed internally; the agent was not affected")
 
+    def record_checked(self, event: AgentEvent | dict[str, Any]) -> tuple[str, list[str]]:
+        """Record one event and say what validation did: ``(status, reasons)``.
+
+        ``status`` is ``"accepted"``, ``"repaired"`` (recorded with fixes, ``reasons`` says
+        which) or ``"rejected"`` (not recorded). For callers that report per event, such as the
+        HTTP server's batch ingest; agents call :meth:`record`. Unlike ``record()`` it never
+        raises for a bad event, even with ``strict=True``: strict problems come back as
+        ``"rejected"`` with their reasons.
+        """
+        try:
+            ev, status, reasons = self._validator.check_with_reasons(event)
+        except InvalidEventError as exc:
+            return "rejected", [f"{field}: {issue}" for field, issue in exc.problems]
+        if ev is not None:
+            # The repaired event passes the validator's fast path; record() does the rest.
+            self.record(ev)
+        return status, reasons
+
     def _observe(self, ev: AgentEvent) -> None:
         """Windows, per-event detectors and policies. Called with the lock held."""
         agent = ev.agent
@@ -252,6 +301,10 @@ class Monitor:
         if not windows.observe(ev):
             self._late += 1
             return
+        if self._counters:
+            specs = self._counters.get(ev.event_type)
+            if specs:
+                self._count_derived(windows.cur.types, ev, specs)
         if self._policies:
             cur = windows.cur
             now = self._now()
@@ -280,6 +333,31 @@ class Monitor:
                         anomaly = detector.observe(ev, name)
                         if anomaly is not None:
                             self._pending.append(anomaly)
+
+    @staticmethod
+    def _count_derived(
+        types: dict[str, int], ev: AgentEvent, specs: list[tuple[str, Condition | None]]
+    ) -> None:
+        context: dict[str, Any] | None = None
+        for key, cond in specs:
+            if cond is not None:
+                if context is None:
+                    # The event's own fields, overridden by ``data``'s (``status`` there is
+                    # the HTTP status of an error, ``ev.status`` a tool call's outcome).
+                    context = {
+                        "agent": ev.agent,
+                        "event_type": ev.event_type,
+                        "tool": ev.tool,
+                        "model": ev.model,
+                        "status": ev.status,
+                        "cost_usd": ev.cost_usd,
+                        "latency_ms": ev.latency_ms,
+                        **ev.data,
+                        "data": ev.data,
+                    }
+                if not cond(context):
+                    continue
+            types[key] = types.get(key, 0) + 1
 
     def _is_tracked(self, ev: AgentEvent) -> bool:
         rule = self._tracking.get(ev.agent)
@@ -640,7 +718,16 @@ class Monitor:
     # background duties
     # ------------------------------------------------------------------------------------
     def _tick(self) -> None:
-        """Runs on the writer thread: adopt other processes' kills, expire TTLs."""
+        """Runs on the writer thread: adopt other processes' kills, expire TTLs, evaluate alert
+        rules, and adopt acknowledgements made elsewhere (the CLI, the server)."""
+        if not getattr(self, "_ready", False):
+            return
+        now = self._now()
+        if now >= self._next_alert_eval:
+            self._next_alert_eval = now + self._alert_interval
+            if self._alert_rules:
+                self.evaluate_alerts()
+                self._poll_acks()
         changed = self.store.poll_kills()
         if changed is not None:
             _added, removed = self._kills.replace_all(changed)
@@ -649,6 +736,127 @@ class Monitor:
                     self.reset_metrics(rec.target)
         for rec in self._kills.expire():
             self._revive(rec.scope, rec.target, "ttl", expired=True, record=rec)
+
+    # ------------------------------------------------------------------------------------
+    # alert rules and their lifecycle
+    # ------------------------------------------------------------------------------------
+    def evaluate_alerts(self) -> list[Alert]:
+        """Evaluate every alert rule now; returns the alerts that fired, changed or resolved.
+
+        Runs by itself every ``alerts.evaluation_interval_seconds`` on the background thread;
+        tests (and a manual clock) may call it directly.
+        """
+        now = self._now()
+        transitions = []
+        with self._lock:
+            for rule in self._alert_rules:
+                if rule.fleet:
+                    fleet = Totals()
+                    for w in self._agents.values():
+                        for part in self._window_parts(w, rule.window, now):
+                            fleet.add(part)
+                    step = rule.step("*", fleet, _EMPTY, now)
+                    if step is not None:
+                        transitions.append(step)
+                    continue
+                seen = set()
+                for agent, w in self._agents.items():
+                    if not rule.applies_to(agent):
+                        continue
+                    seen.add(agent)
+                    closed, cur = w.window(rule.window, now)
+                    step = rule.step(agent, closed, cur, now)
+                    if step is not None:
+                        transitions.append(step)
+                for agent in [a for a in rule.states if a not in seen]:
+                    step = rule.step(agent, _EMPTY, _EMPTY, now)  # the agent went away
+                    if step is not None:
+                        transitions.append(step)
+            pending, self._pending = self._pending, []
+        if pending:
+            self._act(pending)
+        out = []
+        for t in transitions:
+            self._publish_alert(t.alert, t.channels or None)
+            out.append(t.alert)
+        return out
+
+    def _publish_alert(self, alert: Alert, channels: list[str] | None = None) -> None:
+        self._record_internal(
+            AgentEvent(
+                timestamp=alert.timestamp,
+                agent=alert.agent,
+                event_type="alert",
+                session_id=alert.session_id,
+                level=alert.severity,
+                data=alert.to_dict(),
+            )
+        )
+        self.alerts.notify(alert, channels=channels)
+
+    def active_alerts(self) -> list[Alert]:
+        """Rule alerts that are firing or acknowledged, newest first."""
+        with self._lock:
+            alerts = [a for rule in self._alert_rules for a in rule.active()]
+        return sorted(alerts, key=lambda a: a.timestamp, reverse=True)
+
+    def ack_alert(self, alert_id: str, by: str) -> Alert | None:
+        """Acknowledge an alert (seed 001's ``acknowledge``): recorded, and sent to channels.
+
+        Works on this monitor's live rule alerts, and on any alert found in the store (so the
+        CLI and the server can acknowledge what a running agent raised; that monitor adopts the
+        acknowledgement at its next evaluation). Returns the acknowledged alert, or None when
+        there is no such open alert.
+        """
+        now = self._now()
+        with self._lock:
+            acked = next(
+                (a for rule in self._alert_rules if (a := rule.acknowledge(alert_id, by, now))),
+                None,
+            )
+        if acked is None:
+            stored = self._last_alert_state(alert_id)
+            if stored is None or stored.state != "firing":
+                return None
+            acked = msgspec.structs.replace(
+                stored,
+                state="acknowledged",
+                timestamp=now,
+                details={**stored.details, "acknowledged_by": by, "acknowledged_at": now},
+            )
+        self._publish_alert(acked)
+        return acked
+
+    def _last_alert_state(self, alert_id: str) -> Alert | None:
+        """The newest stored state of an alert, from its ``alert`` events."""
+        self.flush()
+        for stored in self.store.query(EventQuery(event_type="alert", order="desc")):
+            data = stored.event.data
+            if data.get("id") == alert_id:
+                try:
+                    return msgspec.convert(data, Alert)
+                except msgspec.ValidationError:
+                    return None
+        return None
+
+    def _poll_acks(self) -> None:
+        """Adopt acknowledgements recorded by other processes for this monitor's alerts."""
+        if self.store.backend == "memory":
+            return
+        mine = {a.id for a in self.active_alerts() if a.state == "firing"}
+        now = self._now()
+        since = self._ack_cursor if self._ack_cursor is not None else self.started_at
+        self._ack_cursor = now
+        if not mine:
+            return
+        query = EventQuery(event_type="alert", since=since - 1.0, order="asc")
+        for stored in self.store.query(query):
+            data = stored.event.data
+            if data.get("state") == "acknowledged" and data.get("id") in mine:
+                by = str(data.get("details", {}).get("acknowledged_by", "unknown"))
+                with self._lock:
+                    for rule in self._alert_rules:
+                        rule.acknowledge(str(data["id"]), by, now)
 
     # ------------------------------------------------------------------------------------
     # reads
@@ -932,7 +1140,9 @@ class Monitor:
         if self._closed:
             return True
         self._closed = True
+        self._ready = False
         ok = self._writer.close(timeout)
+        ok = self.alerts.close(timeout) and ok
         path = self.config.baselines.storage_path
         learned = self._baselines_dirty or bool(self._event_rules and self._recorded)
         if path and learned:

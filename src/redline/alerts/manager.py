@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -159,6 +160,7 @@ class AlertManager:
             self._routes.append((channel.name, severity_rank(channel.min_severity), inline))
         self._hooks: list[Callable[[Alert], object]] = []
         self._ids = itertools.count(1)
+        self._epoch = int(time.time()) & 0xFFFFFF  # ids stay unique across restarts
         self._lock = threading.Lock()
         self.hook_errors = 0
         self.history: list[Alert] = []
@@ -168,17 +170,19 @@ class AlertManager:
 
     def next_id(self) -> str:
         """A process-unique alert id."""
-        return f"al-{os.getpid():x}-{next(self._ids)}"
+        return f"al-{os.getpid():x}{self._epoch:x}-{next(self._ids)}"
 
     def add_hook(self, hook: Callable[[Alert], object]) -> Callable[[], None]:
         """Call ``hook(alert)`` for every alert; returns a function that removes it."""
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
 
-    def notify(self, alert: Alert) -> None:
+    def notify(self, alert: Alert, channels: Iterable[str] | None = None) -> None:
         """Hand ``alert`` to each channel at or above its severity, then to hooks. Never raises.
 
-        Remote channels only get it queued; hooks run inline, their exceptions logged and counted.
+        ``channels`` (a rule's own routing) names the channels to use instead; those get the
+        alert whatever their ``min_severity``. Remote channels only get it queued; hooks run
+        inline, their exceptions logged and counted.
         """
         with self._lock:
             self.history.append(alert)
@@ -187,8 +191,12 @@ class AlertManager:
         dispatcher = self._dispatcher
         try:
             rank = severity_rank(alert.severity)
+            chosen = set(channels) if channels is not None else None
             for name, min_rank, inline in self._routes:
-                if rank < min_rank:
+                if chosen is not None:
+                    if name not in chosen:
+                        continue
+                elif rank < min_rank:
                     continue
                 if inline:
                     dispatcher.deliver_inline(name, alert)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from redline.cli import _audit, _config, _events, _govern, _status
+from redline.cli import _alerts, _audit, _config, _events, _govern, _serve, _status
 from redline.cli._common import EXIT_USAGE, CliError, State, err_console, text
 from redline.exceptions import ConfigError, RedlineError
 
@@ -73,6 +73,9 @@ app.command("verify")(_audit.verify)
 app.command("tail")(_events.tail)
 app.command("prune")(_audit.prune)
 app.command("replay")(_events.replay)
+app.command("serve")(_serve.serve)
+app.command("alerts")(_alerts.alerts)
+app.command("ack")(_alerts.ack)
 
 
 def _code(code: object) -> int:

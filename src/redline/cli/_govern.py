@@ -106,7 +106,9 @@ def kill(
         if scope == "global":
             rec = monitor.kill_global(reason, actor=who, ttl_seconds=ttl_seconds)
         elif scope == "session":
-            rec = monitor.kill_session(target, reason, actor=who, ttl_seconds=ttl_seconds)
+            rec = monitor.kill_session(
+                target, reason, actor=who, ttl_seconds=ttl_seconds, agent=agent
+            )
         else:
             rec = monitor.kill_agent(target, reason, actor=who, ttl_seconds=ttl_seconds)
     if state.wants_json(as_json):

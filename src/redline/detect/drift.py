@@ -43,7 +43,9 @@ class DriftDetector:
     def observe_interval(self, agent: str, totals: Totals) -> Anomaly | None:
         """Score one closed interval, then learn it."""
         cfg = self.config
-        counts = {k: v for k, v in totals.types.items() if k not in _INTERNAL}
+        counts = {
+            k: v for k, v in totals.types.items() if k not in _INTERNAL and not k.startswith("#")
+        }
         n = sum(counts.values())
         if n < cfg.min_events:
             return None

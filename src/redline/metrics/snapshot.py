@@ -53,6 +53,7 @@ class MetricSnapshot(msgspec.Struct, kw_only=True):
     counts_by_type: dict[str, int] = msgspec.field(default_factory=dict)
     counts_by_tool: dict[str, int] = msgspec.field(default_factory=dict)
     cost_by_model: dict[str, float] = msgspec.field(default_factory=dict)
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
     last_event_at: float | None = None
 
     def to_dict(self) -> dict[str, object]:
@@ -103,7 +104,8 @@ def snapshot_of(agent: str, window: int, now: float, *parts: Totals) -> MetricSn
         tool_call_count=t.tool_calls,
         tool_failure_count=t.tool_failures,
         tool_failure_rate=_ratio(t.tool_failures, t.tool_calls),
-        counts_by_type=dict(types),
+        counts_by_type={k: v for k, v in types.items() if not k.startswith("#")},
+        counters={k[1:]: v for k, v in types.items() if k.startswith("#")},
         counts_by_tool={k: int(v[0]) for k, v in t.tools.items()},
         cost_by_model={k: v[1] for k, v in t.models.items() if v[1]},
         last_event_at=t.last_ts or None,

@@ -1,0 +1,124 @@
+"""``serve``: the HTTP API, the live stream and the dashboard (needs the ``server`` extra).
+
+The server's :class:`~redline.Monitor` is a full one on the configured store: events posted to
+it are counted, judged and stored exactly as events recorded in-process, and its kills reach
+every monitor sharing the store. It is closed (flushed) when the server stops.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from redline.cli._common import CliError, State, err_console, text
+from redline.config import DEFAULT_STORE, MonitorConfig, load_config, parse_config
+from redline.exceptions import ConfigError
+
+__all__ = ["serve"]
+
+
+def _load(file: str | None) -> tuple[MonitorConfig, Any]:
+    """The monitor's config and the ``server:`` section of the same file."""
+    from redline.server.config import ServerConfig, parse_server_config
+
+    if file is None:
+        return MonitorConfig(), ServerConfig()
+    if "server" in MonitorConfig.__struct_fields__:  # once ``server`` is a config section
+        try:
+            config = load_config(file)
+        except FileNotFoundError:
+            raise CliError(f"config file not found: {file}") from None
+        return config, getattr(config, "server")  # noqa: B009 - the attribute is new
+    # Until then: take ``server:`` out of the file and load the rest as load_config would.
+    try:
+        raw = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise CliError(f"config file not found: {file}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: invalid YAML: {exc}"], file=file) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{file}: expected a mapping at the top level"], file=file)
+    server_raw = raw.pop("server", None)
+    from redline.config import _interpolate  # the same ${VAR} rules as every other section
+
+    errors: list[str] = []
+    server_raw = _interpolate(server_raw, "server", errors, file)
+    if errors:
+        raise ConfigError(errors, file=file)
+    config = parse_config(raw, source=file)
+    if config.storage.backend is None and config.storage.path is None:
+        config.storage.path = str(Path(file).resolve().parent / DEFAULT_STORE)
+    return config, parse_server_config(server_raw, source=file)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Address to bind (default: server.host, 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", "-p", help="Port (default: server.port, 8765).", min=0, max=65535),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="uvicorn's log level (no access log is written).")
+    ] = "info",
+) -> None:
+    """Serve the HTTP API, the live event stream and the dashboard."""
+    state = State.of(ctx)
+    try:
+        from redline.monitor import Monitor
+        from redline.server import RedlineServer, create_app
+    except ImportError as exc:
+        raise CliError(
+            f"redline serve needs the server extra ({exc}): pip install 'redline[server]'"
+        ) from None
+    config, server_config = _load(state.file)
+    bind = host if host is not None else server_config.host
+    listen = port if port is not None else server_config.port
+    console = err_console()
+    if not _loopback(bind):
+        console.print(
+            text(
+                f"warning: binding {bind}, not loopback: put TLS in front (a reverse proxy) "
+                "before anything outside this host talks to it",
+                "yellow",
+            )
+        )
+    monitor = Monitor(config)
+    try:
+        app = create_app(monitor, server_config)
+        server = RedlineServer(app, bind, listen, log_level=log_level, configure_logging=True)
+        tokens = len(app.state.api.tokens)
+        url = f"http://{bind if ':' not in bind else f'[{bind}]'}:{listen}"
+        console.print(
+            text(
+                f"redline: serving {url}  (dashboard /, API /v1, docs /v1/openapi.json; "
+                f"store {monitor.store.backend}; {tokens} token(s))"
+            )
+        )
+        if not tokens:
+            console.print(
+                text(
+                    "warning: no tokens (server.tokens, REDLINE_ADMIN_TOKEN): every API call "
+                    "will be refused",
+                    "yellow",
+                )
+            )
+        server.run()
+    finally:
+        monitor.close()
