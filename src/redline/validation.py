@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import operator
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -95,6 +96,7 @@ class EventValidator:
         self.repaired: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self._logged: set[str] = set()
+        self._notes = threading.local()
         self._encode = msgspec.json.Encoder().encode
         self._encode_lenient = msgspec.json.Encoder(enc_hook=_stringify).encode
 
@@ -144,6 +146,24 @@ class EventValidator:
             return self._from_mapping(event)
         self._reject("not_an_event", f"expected an AgentEvent, got {type(event).__name__}")
         return None
+
+    def check_with_reasons(self, event: Any) -> tuple[AgentEvent | None, str, list[str]]:
+        """Like :meth:`check`, also saying what happened: ``(event, status, reasons)``.
+
+        ``status`` is ``"accepted"``, ``"repaired"`` or ``"rejected"`` (then ``event`` is
+        ``None``); ``reasons`` are ``"reason: message"`` lines for this event only, however many
+        threads are validating at once. For callers that report per item (the HTTP server's batch
+        ingest); ``record()`` keeps using :meth:`check`. Strict mode still raises.
+        """
+        notes: list[str] = []
+        self._notes.items = notes
+        try:
+            ev = self.check(event)
+        finally:
+            self._notes.items = None
+        if ev is None:
+            return None, "rejected", notes
+        return ev, ("repaired" if notes else "accepted"), notes
 
     def _small_flat(self, data: dict[str, Any]) -> bool:
         """Whether ``data`` is certainly JSON-encodable and under the size limit, unencoded.
@@ -295,13 +315,21 @@ class EventValidator:
         if self.strict:
             raise InvalidEventError([(reason, message)])
         self.repaired[reason] = self.repaired.get(reason, 0) + 1
+        self._note(reason, message)
         self._log_once(reason, "repaired an event: %s", message)
 
     def _reject(self, reason: str, message: str) -> None:
         if self.strict:
             raise InvalidEventError([(reason, message)])
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._note(reason, message)
         self._log_once(reason, "rejected an event: %s", message)
+
+    def _note(self, reason: str, message: str) -> None:
+        """Keep the reason for :meth:`check_with_reasons` (the slow path only; per thread)."""
+        items: list[str] | None = getattr(self._notes, "items", None)
+        if items is not None:
+            items.append(f"{reason}: {message}")
 
     def _log_once(self, reason: str, fmt: str, message: str) -> None:
         if reason not in self._logged:
