@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -386,4 +387,20 @@ def test_strict_mode_accepts_good_events(clock: ManualClock) -> None:
     m = Monitor(clock=clock, strict=True)
     m.record(ev(cost_usd=0.1))
     assert m.get_metrics("agent-1").event_count == 1
+    m.close()
+
+
+def test_lone_surrogates_and_non_string_keys_are_repaired_and_stored(tmp_path: Path) -> None:
+    """Text UTF-8 cannot hold and non-string keys are repaired, so the store never chokes."""
+    from redline import Monitor, parse_config
+
+    m = Monitor(parse_config({"storage": {"path": str(tmp_path / "e.db")}}))
+    m.record(AgentEvent(agent="a\ud800", data={"q": "x\udfff", 1: "one"}, session_id="s\ud801"))
+    m.record(AgentEvent(agent="b", data={"ok": True}))
+    assert m.flush(5.0)
+    stored = {e["agent"]: e for e in m.get_events()}
+    assert set(stored) == {"a\ufffd", "b"}
+    assert stored["a\ufffd"]["data"]["q"] == "x\ufffd"
+    assert stored["a\ufffd"]["data"]["1"] == "one"
+    assert m.stats()["write_errors"] == 0
     m.close()

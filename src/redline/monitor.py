@@ -1000,17 +1000,23 @@ class Monitor:
         now = self._now()
         seconds = min(window or self.default_window, self.max_window)
         out: dict[str, tuple[Totals, Totals]] = {}
-        pending = None
+        pending: list[Anomaly] = []
         with self._lock:
-            for agent, w in self._agents.items():
+            agents = list(self._agents.items())
+        for agent, w in agents:
+            # One agent per lock hold: a scrape never stalls record() for more than one copy.
+            with self._lock:
+                if self._agents.get(agent) is not w:
+                    continue
                 recent = Totals()
                 for part in self._window_parts(w, seconds, now):
                     recent.add(part)
                 life = w.lifetime.copy()
                 life.add(w.cur)
                 out[agent] = (life, recent)
-            if self._pending:
-                pending, self._pending = self._pending, []
+                if self._pending:
+                    pending.extend(self._pending)
+                    self._pending = []
         if pending:
             self._act(pending)
         return out
@@ -1032,6 +1038,7 @@ class Monitor:
             "spilled": w.spilled,
             "replayed_from_spill": self._replayed,
             "write_errors": w.write_errors,
+            "quarantined": w.quarantined,
             "last_write_error": w.last_error,
             "repaired": sum(v.repaired.values()),
             "repaired_by_reason": dict(v.repaired),

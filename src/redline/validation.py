@@ -20,7 +20,8 @@ negative or not a number
 other optional text fields not strings     repaired    ``str(value)``
 ``tags`` not a list of strings             repaired    each item ``str()``-ed; a lone value wrapped
 ``data`` not a dict                        repaired    ``{"value": data}``
-``data`` values not JSON-serialisable      repaired    each such value ``str()``-ed
+``data`` values not JSON-serialisable      repaired    each such value ``str()``-ed, keys made strings
+text UTF-8 cannot hold (lone surrogates)   repaired    those characters become U+FFFD
 ``data`` larger than ``max_data_bytes``    repaired    replaced by a preview and the original size
 =========================================  ==========  =============================================
 """
@@ -64,11 +65,48 @@ _texts = operator.attrgetter(*_TEXT_FIELDS)
 
 
 def _texts_ok(event: AgentEvent) -> bool:
-    """Whether every optional text field and every tag is a string (or the field is ``None``)."""
+    """Whether every text field and tag is a string (or ``None``) that UTF-8 can encode."""
+    if not (event.agent.isascii() or _utf8_ok(event.agent)) or not (
+        event.event_type.isascii() or _utf8_ok(event.event_type)
+    ):
+        return False
     for value in _texts(event):
-        if value is not None and type(value) is not str:
+        if value is not None and (
+            type(value) is not str or not (value.isascii() or _utf8_ok(value))
+        ):
             return False
-    return all(type(tag) is str for tag in event.tags) if event.tags else True
+    return all(type(tag) is str and _utf8_ok(tag) for tag in event.tags) if event.tags else True
+
+
+def _utf8_ok(text: str) -> bool:
+    """Whether ``text`` can be stored (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_text(text: str) -> str:
+    """``text`` with anything UTF-8 cannot hold (lone surrogates) replaced by U+FFFD."""
+    if _utf8_ok(text):
+        return text
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
+def _sanitise(value: Any, depth: int = 0) -> Any:
+    """A JSON-storable copy: string keys, encodable text, scalars, lists; the rest ``str()``."""
+    if depth > 64:
+        return repr(value)[:_PREVIEW_BYTES]
+    if isinstance(value, str):
+        return _clean_text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {_clean_text(str(k)): _sanitise(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_sanitise(v, depth + 1) for v in value]
+    return _clean_text(str(value))
 
 
 def _stringify(obj: Any) -> Any:
@@ -97,7 +135,8 @@ class EventValidator:
         self.rejected: dict[str, int] = {}
         self._logged: set[str] = set()
         self._notes = threading.local()
-        self._encode = msgspec.json.Encoder().encode
+        # Sorted, as the store's canonical encoding: what passes here can be stored.
+        self._encode = msgspec.json.Encoder(order="sorted").encode
         self._encode_lenient = msgspec.json.Encoder(enc_hook=_stringify).encode
 
     # -- the hot path ---------------------------------------------------------------------
@@ -179,6 +218,8 @@ class EventValidator:
                 return False
             cls = type(value)
             if cls is str:
+                if not value.isascii():
+                    return False
                 size += len(key) + len(value)
             elif value is None or cls is int or cls is float or cls is bool:
                 size += len(key) + 8
@@ -213,6 +254,9 @@ class EventValidator:
         if not agent or agent.isspace():
             self._reject("agent_empty", "agent name is empty")
             return None
+        if not _utf8_ok(agent):
+            changes["agent"] = agent = _clean_text(agent)
+            self._repair("text_encoding", "a text field held characters UTF-8 cannot store")
 
         etype: Any = event.event_type
         if not isinstance(etype, str):
@@ -259,13 +303,22 @@ class EventValidator:
             elif fixed_int != value or type(value) is not int:
                 changes[name] = fixed_int
 
+        if isinstance(etype, str) and not _utf8_ok(etype):
+            changes["event_type"] = _clean_text(etype)
+            self._repair("text_encoding", "a text field held characters UTF-8 cannot store")
         for name in _TEXT_FIELDS:
             value = getattr(event, name)
             if value is not None and not isinstance(value, str):
-                changes[name] = str(value)
+                changes[name] = _clean_text(str(value))
                 self._repair(f"{name}_type", f"{name} was not a string")
+            elif value is not None and not _utf8_ok(value):
+                changes[name] = _clean_text(value)
+                self._repair("text_encoding", "a text field held characters UTF-8 cannot store")
 
         tags: Any = event.tags
+        if isinstance(tags, list) and not all(isinstance(x, str) and _utf8_ok(x) for x in tags):
+            tags = [_clean_text(x) if isinstance(x, str) else x for x in tags]
+            changes["tags"] = tags
         if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
             if isinstance(tags, (list, tuple, set, frozenset)):
                 changes["tags"] = [str(x) for x in tags]
@@ -293,13 +346,13 @@ class EventValidator:
     def _repair_data(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
             raw = self._encode(data)
-        except (TypeError, msgspec.EncodeError, OverflowError, ValueError):
+        except (TypeError, msgspec.EncodeError, OverflowError, ValueError, RecursionError):
             try:
-                raw = self._encode_lenient(data)
+                data = _sanitise(data)
+                raw = self._encode(data)
             except (TypeError, msgspec.EncodeError, OverflowError, ValueError, RecursionError):
                 self._repair("data_unserialisable", "data could not be encoded; stringified")
-                return {"_unserialisable": repr(data)[:_PREVIEW_BYTES]}
-            data = msgspec.json.decode(raw)
+                return {"_unserialisable": _clean_text(repr(data)[:_PREVIEW_BYTES])}
             self._repair("data_unserialisable", "data held values JSON cannot encode; stringified")
         if len(raw) > self.max_data_bytes:
             self._repair("data_oversize", f"data was {len(raw)} bytes; kept a preview")

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from redline.events import AgentEvent
+from redline.exceptions import StoreError
 from redline.store.base import Store
 
 __all__ = ["BackgroundWriter"]
@@ -72,6 +73,7 @@ class BackgroundWriter:
         self._written = 0
         self.dropped = 0
         self.write_errors = 0
+        self.quarantined = 0
         self.last_write_at: float | None = None
         self.last_error: str | None = None
         self._closing = False
@@ -234,8 +236,8 @@ class BackgroundWriter:
             return True
         try:
             self.store.append(batch)
-        except Exception as exc:
-            # Put the batch back, in order, so nothing that fits is lost.
+        except StoreError as exc:
+            # The store is down or locked: put the batch back, in order, and retry later.
             queue.extendleft(reversed(batch))
             self.write_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -246,6 +248,18 @@ class BackgroundWriter:
                     self.last_error,
                 )
             return False
+        except Exception:
+            # Not the store but an event it cannot encode (validation should have repaired it):
+            # store the rest one by one and set the bad ones aside, or one event would stop
+            # every later one from being stored.
+            left = self._quarantine(batch)
+            if left:
+                queue.extendleft(reversed(left))
+                done = len(batch) - len(left)
+                with self._done:
+                    self._written += done
+                    self._done.notify_all()
+                return False
         self.last_write_at = time.time()
         with self._done:
             self._written += len(batch)
@@ -254,6 +268,28 @@ class BackgroundWriter:
             with self._space:
                 self._space.notify_all()
         return True
+
+    def _quarantine(self, batch: list[AgentEvent]) -> list[AgentEvent]:
+        """Store ``batch`` one event at a time, setting aside those that cannot be encoded.
+
+        Returns the events not yet attempted when the store itself failed (to retry later).
+        """
+        for i, event in enumerate(batch):
+            try:
+                self.store.append([event])
+            except StoreError:
+                return batch[i:]
+            except Exception as exc:
+                self.quarantined += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self.quarantined == 1 or self.quarantined % 100 == 0:
+                    log.error(
+                        "redline: an event could not be stored and was set aside (%s); "
+                        "%d so far (stats()['quarantined'])",
+                        self.last_error,
+                        self.quarantined,
+                    )
+        return []
 
     def _drain_inline(self) -> None:
         """Write what is left from the calling thread (after the worker stopped)."""

@@ -4,8 +4,12 @@ Canonical encoding (version 1), fixed so an auditor can recompute every hash wit
 
 * **payload**: the event as a JSON object of its non-default fields, keys sorted by code point at
   every depth, no insignificant whitespace, UTF-8, strings escaped as JSON requires (non-ASCII kept
-  as UTF-8), integers in decimal, floats in the shortest form that round-trips (as Python's
-  ``repr`` and ECMAScript's ``Number.toString``), no NaN or infinity (validation removes them).
+  as UTF-8), integers in decimal, no NaN or infinity (validation removes them). Floats carry the
+  shortest digits that round-trip (the digits of Python's ``repr``) in msgspec's layout: a
+  decimal point and at least one fractional digit for moderate magnitudes (``5.0``,
+  ``0.00001``), an exponent with no ``+`` sign and no leading zeros for large and tiny ones
+  (``1e16``, ``1.5e-7``; Python writes ``1e+16``, ``1.5e-07``). The payload bytes are stored, so
+  an auditor hashes them as they are (as ``verify`` does) and never needs to re-encode.
 * ``payload_sha256 = SHA-256(payload)`` in lower-case hex.
 * ``hash = SHA-256("redline:v1:" + seq + ":" + prev_hash + ":" + payload_sha256)`` in lower-case
   hex, ``seq`` in decimal; the first event's ``prev_hash`` is 64 zeros (or, after a prune, the
@@ -24,7 +28,6 @@ the box cannot match it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,6 +54,7 @@ __all__ = [
 
 GENESIS: Final = "0" * 64
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
+_decode = msgspec.json.Decoder().decode
 _sha256 = hashlib.sha256
 
 
@@ -200,8 +204,10 @@ class VerifyReport(msgspec.Struct, kw_only=True):
 
 def _columns_match(payload: bytes, columns: dict[str, Any]) -> bool:
     try:
-        decoded = json.loads(payload)
-    except ValueError:
+        decoded = _decode(payload)
+    except (msgspec.DecodeError, ValueError):
+        return False
+    if not isinstance(decoded, dict):
         return False
     for key, value in columns.items():
         stored = decoded.get(key)

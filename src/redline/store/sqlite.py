@@ -153,6 +153,7 @@ class SQLiteStore:
         self._signer: Signer | None = None
         self._local = threading.local()
         self._control_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._write_conn: sqlite3.Connection | None = None
         self._poll_conn: sqlite3.Connection | None = None
         self._last_data_version: int | None = None
@@ -217,6 +218,10 @@ class SQLiteStore:
     # -- writing --------------------------------------------------------------------------
     def append(self, events: Sequence[AgentEvent]) -> None:
         """Chain and commit a batch; the head is read under the write lock (multi-process safe)."""
+        with self._write_lock:
+            self._append(events)
+
+    def _append(self, events: Sequence[AgentEvent]) -> None:
         if not events:
             return
         conn = self._writer()
@@ -353,7 +358,14 @@ class SQLiteStore:
         return cp
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the current head now (e.g. at close, or before an export); None when empty."""
+        """Sign the current head now (e.g. at close, or before an export); None when empty.
+
+        Safe from any thread: the writer connection is used under the store's write lock.
+        """
+        with self._write_lock:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> Checkpoint | None:
         conn = self._writer()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -503,6 +515,10 @@ class SQLiteStore:
         category kept) so verification still passes. A prefix made only of tombstones up to a
         checkpoint is then dropped whole, and that checkpoint's head becomes the anchor.
         """
+        with self._write_lock:
+            return self._prune(cutoffs, dry_run=dry_run)
+
+    def _prune(self, cutoffs: dict[str, float], *, dry_run: bool) -> PruneReport:
         conn = self._writer()
         erased: dict[str, int] = {}
         dropped = 0
