@@ -20,6 +20,7 @@ import msgspec
 import yaml
 
 from redline.exceptions import ConfigError
+from redline.export.config import ExportersConfig
 
 __all__ = [
     "OPERATORS",
@@ -388,6 +389,7 @@ class MonitorConfig(_Base):
     redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    exporters: ExportersConfig = msgspec.field(default_factory=ExportersConfig)
     source: str = msgspec.field(default="", name="__source__")
 
 

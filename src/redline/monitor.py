@@ -38,6 +38,7 @@ from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetec
 from redline.detect.zscore import BaselineBook, ZScoreRule
 from redline.events import GOVERNANCE_TYPES, AgentEvent
 from redline.exceptions import AgentKilledError, InvalidEventError, StoreError
+from redline.export.config import start_exporters
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
 from redline.redaction import Redactor
@@ -222,6 +223,7 @@ class Monitor:
         _LIVE.add(self)
         if st.flush_on_sigterm:
             _install_sigterm_handler()
+        self._exporters = start_exporters(self, config.exporters)
         self._ready = True
 
     # ------------------------------------------------------------------------------------
@@ -1149,6 +1151,7 @@ class Monitor:
         self._closed = True
         self._ready = False
         ok = self._writer.close(timeout)
+        self._exporters.close()
         ok = self.alerts.close(timeout) and ok
         path = self.config.baselines.storage_path
         learned = self._baselines_dirty or bool(self._event_rules and self._recorded)
