@@ -1,11 +1,14 @@
 """A JSON-lines event log: the published peer's storage format, hash-chained.
 
 ``storage.path: events.jsonl`` keeps working as it did with the peer: one JSON object per line,
-appended. Redline adds ``seq``, ``prev_hash`` and ``hash`` to each line (same canonical encoding
-as SQLite: the line's event fields, minus those three, are the payload), so the log can be
-verified too. Appends take an exclusive ``flock`` and re-read the head under it, so several
-processes can share one log. Kill state lives in a JSON file beside it (the peer's
-``kill_switch.state_path``), replaced atomically and polled by modification time.
+appended, every one of the peer's fields present (defaults included). Redline adds ``seq``,
+``prev_hash`` and ``hash`` to each line (same canonical encoding as SQLite: the line's event
+fields, minus those three and minus peer fields left at their defaults, are the payload), so the
+log can be verified too. Appends take an exclusive ``flock`` and re-read the head under it, so
+several processes can share one log. Kill state lives in a JSON file beside it (the peer's
+``kill_switch.state_path``), changed under an exclusive ``flock`` on ``<state>.lock`` (so
+concurrent writers in several processes lose no update), replaced atomically and polled by
+modification time.
 
 Queries scan the file: fine for the log's intended size (a development box, a single agent); use
 SQLite for anything larger.
@@ -13,6 +16,7 @@ SQLite for anything larger.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -41,6 +45,22 @@ __all__ = ["JsonlStore"]
 
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _CHAIN_KEYS = ("seq", "prev_hash", "hash")
+#: The peer's fields and their defaults. Every line carries all of them (the peer wrote
+#: ``asdict(event)``, and its reader filters with ``entry.get("event_type")``), while the canonical
+#: payload omits defaults; verification drops them again before hashing.
+_PEER_DEFAULTS: dict[str, Any] = {
+    "agent": "",
+    "event_type": "action",
+    "data": {},
+    "session_id": None,
+    "user": None,
+    "cost_usd": None,
+    "latency_ms": None,
+    "tags": [],
+}
+_PEER_JSON = {
+    k: f'"{k}":'.encode() + msgspec.json.encode(v) + b"," for k, v in _PEER_DEFAULTS.items()
+}
 
 
 class JsonlStore:
@@ -74,9 +94,17 @@ class JsonlStore:
                         seq += 1
                         h = chain_hash(seq, prev, hashlib.sha256(payload).hexdigest())
                         chain = f'"hash":"{h}","prev_hash":"{prev}","seq":{seq},'.encode()
-                        lines.append(b"{" + chain + payload[1:] + b"\n")
+                        peer = b"".join(
+                            _PEER_JSON[k] for k, d in _PEER_DEFAULTS.items() if getattr(e, k) == d
+                        )
+                        lines.append(b"{" + chain + peer + payload[1:] + b"\n")
                         prev = h
-                    fh.seek(0, os.SEEK_END)
+                    end = fh.seek(0, os.SEEK_END)
+                    if end > 0:
+                        fh.seek(end - 1)
+                        if fh.read(1) != b"\n":  # a torn line from a crash: end it first
+                            lines.insert(0, b"\n")
+                        fh.seek(0, os.SEEK_END)
                     fh.write(b"".join(lines))
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -133,7 +161,11 @@ class JsonlStore:
 
         def rows() -> Iterator[ChainRow]:
             for obj, _ in self._lines():
-                fields = {k: v for k, v in obj.items() if k not in _CHAIN_KEYS}
+                fields = {
+                    k: v
+                    for k, v in obj.items()
+                    if k not in _CHAIN_KEYS and not (k in _PEER_DEFAULTS and v == _PEER_DEFAULTS[k])
+                }
                 payload = _encode_sorted(fields)
                 yield ChainRow(
                     int(obj.get("seq", 0)),
@@ -164,15 +196,27 @@ class JsonlStore:
         tmp.write_bytes(msgspec.json.encode({"records": records}))
         os.replace(tmp, self.kill_path)
 
-    def put_kill(self, record: KillRecord) -> None:
-        """Insert or replace a kill record (atomic file replace)."""
+    @contextlib.contextmanager
+    def _kill_lock(self) -> Iterator[None]:
+        """Serialise read-modify-write of the state file across threads and processes."""
         with self._lock:
+            self.kill_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(f"{self.kill_path}.lock", "a+b") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def put_kill(self, record: KillRecord) -> None:
+        """Insert or replace a kill record (atomic file replace, under a cross-process lock)."""
+        with self._kill_lock():
             records = [r for r in self.load_kills() if r.key != record.key]
             self._save_kills([*records, record])
 
     def delete_kill(self, scope: str, target: str) -> None:
         """Remove a kill record."""
-        with self._lock:
+        with self._kill_lock():
             records = self.load_kills()
             kept = [r for r in records if r.key != (scope, target)]
             if len(kept) != len(records):
