@@ -533,8 +533,8 @@ class SQLiteStore:
                     erased[category] = int(n)
                     if not dry_run and n:
                         conn.execute(
-                            "UPDATE events SET payload = NULL, agent = '', session_id = NULL, "
-                            f"user = NULL WHERE {where}",
+                            "UPDATE events SET payload = NULL, agent = '', event_type = '', "
+                            f"session_id = NULL, user = NULL WHERE {where}",
                             (category, cutoff),
                         )
                 anchor_seq = int(self._meta(conn).get("anchor_seq", 0))
@@ -702,6 +702,11 @@ class SQLiteStore:
         if not self.readonly and self._appended:
             with contextlib.suppress(StoreError):
                 self.checkpoint()
+        if not self.readonly and self._appended:
+            # Keeps the planner's statistics fresh (SQLite's advice: run it before closing), so
+            # counts by agent use the right index as the table grows.
+            with contextlib.suppress(sqlite3.Error), self._write_lock:
+                self._writer().execute("PRAGMA optimize")
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
@@ -723,7 +728,7 @@ def _checkpoint(row: Sequence[Any]) -> Checkpoint:
 
 
 def _select(query: EventQuery, columns: str) -> tuple[str, list[Any]]:
-    where = ["payload IS NOT NULL"]
+    where: list[str] = []
     params: list[Any] = []
     for column, value in (
         ("agent", query.agent),
@@ -734,6 +739,10 @@ def _select(query: EventQuery, columns: str) -> tuple[str, list[Any]]:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
+    if not where:
+        # Tombstones have empty agent and type and no session or user, so an equality filter
+        # on any of those already excludes them (and stays index-only); otherwise say so.
+        where.append("payload IS NOT NULL")
     if query.since is not None:
         where.append("ts >= ?")
         params.append(query.since)
