@@ -1,6 +1,6 @@
 """A simulated fleet of agents that misbehaves on purpose, and what Redline does about it.
 
-Four agents work for ten simulated minutes on a manual clock (the run takes a second or two):
+Four agents work for the last ten minutes, replayed on a manual clock (the run takes seconds):
 ``support-agent`` has an error burst (a z-score anomaly), ``research-agent`` loops on one tool
 call, ``billing-agent`` tries a payment transfer (a suspicious action), and ``sales-agent``'s cost
 spikes past $5/min, which trips the automatic kill policy within one event. Each agent calls
@@ -10,18 +10,22 @@ spikes past $5/min, which trips the automatic kill policy within one event. Each
 from __future__ import annotations
 
 import random
+import shutil
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from redline import AgentEvent, AgentKilledError, Monitor, load_config
+from redline.cli import main as redline_cli
 from redline.testing import ManualClock
 
 HERE = Path(__file__).parent
+OUT = Path("demo-out")
 AGENTS = ("sales-agent", "support-agent", "research-agent", "billing-agent")
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+START = float(int(time.time()) - 600)  # the fleet's last ten minutes, replayed
 
 
 def main() -> int:
@@ -29,7 +33,16 @@ def main() -> int:
     console = Console()
     rng = random.Random(7)
     clock = ManualClock(START)
-    monitor = Monitor(load_config(HERE / "demo.yaml"), clock=clock)
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    config_file = OUT / "monitor.yaml"
+    config_file.write_text(
+        (HERE / "demo.yaml").read_text(encoding="utf-8")
+        + f"\nstorage:\n  path: {(OUT / 'fleet.db').resolve()}\n"
+        + f"  anchor_path: {(OUT / 'anchors.jsonl').resolve()}\n",
+        encoding="utf-8",
+    )
+    monitor = Monitor(load_config(config_file), clock=clock)
     anomalies = []
     monitor.on_anomaly(anomalies.append)
     stopped: dict[str, str] = {}
@@ -50,7 +63,16 @@ def main() -> int:
     monitor.flush()
     _report(console, monitor, anomalies, stopped)
     monitor.close()
-    return 0
+
+    cli = ["-c", str(config_file)]
+    console.rule("[bold]$ redline status")
+    redline_cli([*cli, "status"])
+    console.rule("[bold]$ redline verify")
+    verified = redline_cli([*cli, "verify"])
+    console.rule("[bold]$ redline export --format soc2")
+    exported = redline_cli([*cli, "export", "--format", "soc2", "--output", str(OUT / "soc2.json")])
+    console.print(f"SOC 2 report: {OUT / 'soc2.json'} (the store and anchors are in {OUT}/)")
+    return 0 if verified == 0 and exported == 0 else 1
 
 
 def _next_event(agent: str, minute: float, step: int, rng: random.Random, now: float) -> AgentEvent:
