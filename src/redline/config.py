@@ -129,6 +129,9 @@ class StorageConfig(_Base):
     checkpoint_every: int = 10_000
     checkpoint_interval_seconds: float = 60.0
     flush_on_sigterm: bool = True
+    schema: str = ""
+    partition: str = "daily"
+    partitions_ahead: int = 3
 
 
 class RetentionConfig(_Base):
@@ -288,6 +291,9 @@ class KillSwitchConfig(_Base):
     state_path: str = ""
     default_ttl_seconds: float | None = None
     poll_interval_seconds: float = 0.05
+    fail_mode: str = "open"
+    stale_after_seconds: float = 10.0
+    reread_interval_seconds: float = 2.0
 
 
 class AlertChannelConfig(_Base):
@@ -801,6 +807,19 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
     if s.full_policy == "spill" and not s.spill_path:
         err("storage.spill_path", "the 'spill' policy needs a spill_path")
     check_choice("storage.synchronous", s.synchronous.lower(), ("normal", "full"))
+    if s.schema and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", s.schema):
+        err("storage.schema", f"expected a lower-case SQL identifier, got {s.schema!r}")
+    check_choice("storage.partition", s.partition, ("daily", "monthly"))
+    if s.partitions_ahead < 0:
+        err("storage.partitions_ahead", "expected 0 or more")
+    ksc = config.kill_switch
+    check_choice("kill_switch.fail_mode", ksc.fail_mode, ("open", "closed"))
+    if ksc.stale_after_seconds <= 0:
+        err("kill_switch.stale_after_seconds", "expected a positive number of seconds")
+    if ksc.reread_interval_seconds <= 0:
+        err("kill_switch.reread_interval_seconds", "expected a positive number of seconds")
+    if ksc.poll_interval_seconds <= 0:
+        err("kill_switch.poll_interval_seconds", "expected a positive number of seconds")
     if s.checkpoint_every < 1:
         err("storage.checkpoint_every", "expected at least 1")
     if s.backend is None and s.path and resolve_backend(s) == "memory":

@@ -163,6 +163,8 @@ class Monitor:
         # Storage, kill state and the writer.
         self.store: Store = store if store is not None else _open_store(config)
         self._kills = KillSwitch(now, self.store)
+        self._fail_closed = ks.fail_mode == "closed" and hasattr(self.store, "kill_state_age")
+        self._stale_after = ks.stale_after_seconds
         self._default_ttl = ks.default_ttl_seconds
         st = config.storage
         self._writer = BackgroundWriter(
@@ -283,16 +285,23 @@ class Monitor:
         which) or ``"rejected"`` (not recorded). For callers that report per event, such as the
         HTTP server's batch ingest; agents call :meth:`record`. Unlike ``record()`` it never
         raises for a bad event, even with ``strict=True``: strict problems come back as
-        ``"rejected"`` with their reasons.
+        ``"rejected"`` with their reasons. The event is validated once, by ``record()`` itself;
+        the reasons are collected on this thread while it runs.
         """
+        validator = self._validator
+        notes = validator.start_notes()  # filled by the validator's slow path, this thread only
         try:
-            ev, status, reasons = self._validator.check_with_reasons(event)
+            self.record(event)  # type: ignore[arg-type]
         except InvalidEventError as exc:
             return "rejected", [f"{field}: {issue}" for field, issue in exc.problems]
-        if ev is not None:
-            # The repaired event passes the validator's fast path; record() does the rest.
-            self.record(ev)
-        return status, reasons
+        finally:
+            validator.stop_notes()
+        if not notes:
+            return "accepted", []
+        reasons = [text for _, text in notes]
+        if any(outcome == "rejected" for outcome, _ in notes):
+            return "rejected", reasons
+        return "repaired", reasons
 
     def _observe(self, ev: AgentEvent) -> None:
         """Windows, per-event detectors and policies. Called with the lock held."""
@@ -683,17 +692,39 @@ class Monitor:
         return True
 
     def is_killed(self, agent: str, session_id: str | None = None) -> bool:
-        """Whether a kill covers ``agent`` or its session. O(1)."""
-        return self._kills.covering(agent, session_id) is not None
+        """Whether a kill covers ``agent`` or its session. O(1).
+
+        With ``kill_switch.fail_mode: closed``, also True while the kill state could not be
+        refreshed from a shared store for longer than ``stale_after_seconds``.
+        """
+        if self._kills.covering(agent, session_id) is not None:
+            return True
+        return self._fail_closed and self._stale_kill_state() is not None
 
     def check(self, agent: str, session_id: str | None = None) -> None:
         """Raise :class:`AgentKilledError` if a kill covers ``agent``/``session_id``.
 
-        Call it before every tool or LLM call; it costs a couple of dict lookups.
+        Call it before every tool or LLM call; it costs a couple of dict lookups. With
+        ``fail_mode: closed`` a stale kill state (a shared store unreachable for longer than
+        ``stale_after_seconds``) fails closed too, as scope ``global`` by actor ``redline``.
         """
         rec = self._kills.covering(agent, session_id) if self._kills.active else None
         if rec is not None:
             raise AgentKilledError(rec.scope, rec.target, rec.reason, rec.actor)
+        if self._fail_closed:
+            age = self._stale_kill_state()
+            if age is not None:
+                raise AgentKilledError(
+                    "global", "*", f"kill state is {age:.0f}s old (fail_mode: closed)", "redline"
+                )
+
+    def _stale_kill_state(self) -> float | None:
+        """The kill state's age when it is older than the staleness bound, else None."""
+        age_of = getattr(self.store, "kill_state_age", None)
+        if age_of is None:
+            return None
+        age = float(age_of())
+        return age if age > self._stale_after else None
 
     def guard(
         self,
@@ -730,6 +761,7 @@ class Monitor:
             if self._alert_rules:
                 self.evaluate_alerts()
                 self._poll_acks()
+        self._kills.retry_persist()
         changed = self.store.poll_kills()
         if changed is not None:
             _added, removed = self._kills.replace_all(changed)

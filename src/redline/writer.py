@@ -201,27 +201,35 @@ class BackgroundWriter:
     def _run(self) -> None:
         next_tick = 0.0
         backoff = 0.05
+        retry_at = 0.0
         while True:
             self._wake.wait(self.tick_interval)
             self._wake.clear()
             self._signalled = False
-            now = time.monotonic()
-            if self._on_tick is not None and now >= next_tick:
-                next_tick = now + self.tick_interval
-                try:
-                    self._on_tick()
-                except Exception:
-                    log.exception("redline: periodic duty failed")
-            while self._queue:
+            next_tick = self._maybe_tick(next_tick)
+            while self._queue and time.monotonic() >= retry_at:
                 if not self._write_batch():
-                    time.sleep(backoff)
+                    # The store failed: retry with backoff, but keep ticking meanwhile (kill
+                    # polling must not wait on a store outage or a long backlog).
+                    retry_at = time.monotonic() + backoff
                     backoff = min(backoff * 2, 5.0)
-                    if self._closing:
-                        return
                     break
                 backoff = 0.05
+                retry_at = 0.0
+                next_tick = self._maybe_tick(next_tick)
             if self._closing:
                 return
+
+    def _maybe_tick(self, next_tick: float) -> float:
+        """Run the periodic duties when due; returns when they are next due."""
+        now = time.monotonic()
+        if self._on_tick is None or now < next_tick:
+            return next_tick
+        try:
+            self._on_tick()
+        except Exception:
+            log.exception("redline: periodic duty failed")
+        return now + self.tick_interval
 
     def _write_batch(self) -> bool:
         queue = self._queue

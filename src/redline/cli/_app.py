@@ -10,6 +10,7 @@ import typer
 
 from redline.cli import _alerts, _audit, _config, _events, _govern, _serve, _status
 from redline.cli._common import EXIT_USAGE, CliError, State, err_console, text
+from redline.cli._db import db_app
 from redline.exceptions import ConfigError, RedlineError
 
 __all__ = ["app", "main"]
@@ -76,6 +77,7 @@ app.command("replay")(_events.replay)
 app.command("serve")(_serve.serve)
 app.command("alerts")(_alerts.alerts)
 app.command("ack")(_alerts.ack)
+app.add_typer(db_app, name="db")
 
 
 def _code(code: object) -> int:

@@ -10,10 +10,14 @@ store. A record may carry a TTL; an expired record no longer covers anything and
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from redline.exceptions import StoreError
 from redline.store.base import KillRecord, Store
+
+log = logging.getLogger("redline")
 
 __all__ = ["SCOPES", "KillSwitch"]
 
@@ -33,6 +37,7 @@ class KillSwitch:
         #: True while any record exists: ``record()`` skips every lookup when nothing is killed.
         self.active = False
         self._soonest_expiry: float | None = None
+        self._unpersisted: dict[tuple[str, str], KillRecord] = {}
         if store is not None:
             self._install(store.load_kills())
 
@@ -90,12 +95,38 @@ class KillSwitch:
             expires_at=None if ttl_seconds is None else now + ttl_seconds,
             policy=policy,
         )
-        if self._store is not None:
-            self._store.put_kill(rec)
         with self._lock:
             self._set(rec)
             self._refresh()
+        if self._store is not None:
+            try:
+                self._store.put_kill(rec)
+            except StoreError:
+                # The store is unreachable: this process stops the target anyway (a kill must
+                # never be lost to an outage) and persists it when the store is back.
+                with self._lock:
+                    self._unpersisted[rec.key] = rec
+                log.exception(
+                    "redline: could not persist kill of %s %r; applied locally, will retry",
+                    scope,
+                    target,
+                )
         return rec
+
+    def retry_persist(self) -> int:
+        """Persist kills applied while the store was down; returns how many are still pending."""
+        if not self._unpersisted or self._store is None:
+            return 0
+        with self._lock:
+            pending = list(self._unpersisted.values())
+        for rec in pending:
+            try:
+                self._store.put_kill(rec)
+            except StoreError:
+                return len(pending)
+            with self._lock:
+                self._unpersisted.pop(rec.key, None)
+        return len(self._unpersisted)
 
     def revive(self, scope: str, target: str) -> KillRecord | None:
         """Lift the kill on ``target`` in ``scope``; returns the record lifted, if any."""
@@ -114,6 +145,7 @@ class KillSwitch:
         """Adopt the store's state (another process changed it); returns ``(added, removed)``."""
         new = {r.key: r for r in records}
         with self._lock:
+            new.update(self._unpersisted)
             old = {r.key: r for r in self._records()}
             self._global = None
             self._agents = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from redline.exceptions import ConfigError
@@ -30,6 +31,25 @@ def open_store(config: MonitorConfig, backend: str) -> Store:
             checkpoint_every=st.checkpoint_every,
             checkpoint_interval=st.checkpoint_interval_seconds,
             synchronous=st.synchronous,
+        )
+    if backend == "postgres":
+        try:
+            from redline.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                [f"{config.source or '<config>'}: storage.backend: postgres: {exc}"],
+                file=config.source or None,
+            ) from exc
+        return PostgresStore(
+            st.dsn or os.environ.get("REDLINE_PG_DSN", ""),
+            schema=st.schema or os.environ.get("REDLINE_PG_SCHEMA") or "redline",
+            partition=st.partition,
+            partitions_ahead=st.partitions_ahead,
+            signing_key_path=st.signing_key_path or None,
+            anchor_path=st.anchor_path or None,
+            checkpoint_every=st.checkpoint_every,
+            checkpoint_interval=st.checkpoint_interval_seconds,
+            reread_interval=config.kill_switch.reread_interval_seconds,
         )
     if backend == "jsonl":
         from redline.store.jsonl import JsonlStore
