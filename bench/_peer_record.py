@@ -110,7 +110,7 @@ class Mix:
         )
 
 
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
+def percentiles(samples_ns: list[int]) -> dict[str, Any]:
     """p50/p99/max/mean of nanosecond samples, in microseconds, with events/s = 1 / mean."""
     if not samples_ns:
         return {"n": 0}
@@ -175,7 +175,7 @@ class _AlertCounter:
 
 def _patch_peer_time(clock: _SimClock) -> list[str]:
     """Point every peer module's ``time`` at the simulated clock; returns the modules patched."""
-    import theaios.agent_monitor as peer
+    import theaios.agent_monitor as peer  # type: ignore[import-not-found,unused-ignore]
 
     base = Path(peer.__file__).parent
     for path in sorted(base.rglob("*.py")):
@@ -195,9 +195,9 @@ def _patch_peer_time(clock: _SimClock) -> list[str]:
 
 
 def _run_peer(params: dict[str, Any]) -> dict[str, Any]:
-    import theaios.agent_monitor as peer
-    from theaios.agent_monitor import AgentEvent, Monitor, load_config
-    from theaios.agent_monitor.metrics import _EventRecord
+    import theaios.agent_monitor as peer  # type: ignore[import-not-found,unused-ignore]
+    from theaios.agent_monitor import AgentEvent, Monitor, load_config  # type: ignore[import-not-found,unused-ignore]
+    from theaios.agent_monitor.metrics import _EventRecord  # type: ignore[import-not-found,unused-ignore]
 
     clock = _SimClock(0.0)
     patched = _patch_peer_time(clock)
@@ -210,7 +210,7 @@ def _run_peer(params: dict[str, Any]) -> dict[str, Any]:
     }
     for scenario in params["scenarios"]:
         rate = float(scenario["rate"])
-        mix = Mix(rate, agents=params["agents"], t0=params["t0"])
+        mix = Mix(rate, agents=scenario["agents"], t0=params["t0"])
         with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
             raw = dict(params["config"])
             raw["storage"] = {"path": str(Path(tmp) / "events.jsonl")}
@@ -269,7 +269,9 @@ def _run_peer(params: dict[str, Any]) -> dict[str, Any]:
                 samples.append(b - a)
             result = percentiles(samples)
             result.update(
+                label=scenario["label"],
                 rate=rate,
+                agents=scenario["agents"],
                 warmup=warm,
                 prefilled=bool(scenario["prefill"]),
                 tail=tail,
@@ -279,8 +281,6 @@ def _run_peer(params: dict[str, Any]) -> dict[str, Any]:
                 seconds=time.perf_counter() - started,
             )
             out["scenarios"].append(result)
-            print(f"peer {rate:g}/s: {result['n']} events, p50 {result['p50_us']:.1f} us",
-                  file=sys.stderr, flush=True)
     return out
 
 

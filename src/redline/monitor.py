@@ -1045,8 +1045,7 @@ class Monitor:
                 recent = Totals()
                 for part in self._window_parts(w, seconds, now):
                     recent.add(part)
-                life = w.lifetime.copy()
-                life.add(w.cur)
+                life = w.lifetime_totals()
                 out[agent] = (life, recent)
                 if self._pending:
                     pending.extend(self._pending)

@@ -141,7 +141,11 @@ class Redactor:
             if memo is not text:
                 return memo
         result = rx.sub(self._replace, text)
-        if short and len(self._value_memo) < _MEMO_LIMIT:
+        if short:
+            if len(self._value_memo) >= _MEMO_LIMIT:
+                # Full: start again rather than stop remembering (unique arguments would
+                # otherwise push every later string through the regex).
+                self._value_memo.clear()
             self._value_memo[text] = None if result == text else result
         return result
 

@@ -8,7 +8,6 @@ one attribute read. Per-agent state is bounded; what is evicted is counted.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from redline.events import AgentEvent
 __all__ = ["LoopDetector", "StuckDetector", "SuspiciousDetector", "action_name"]
 
 _ACTION_TYPES = frozenset({"action", "tool_call"})
-_MAX_KEYS_PER_AGENT = 1_024
+_MAX_KEYS_PER_AGENT = 256
 _MAX_AGENTS = 100_000
 _encode = msgspec.json.Encoder().encode
 
@@ -65,7 +64,7 @@ class LoopDetector:
     def __init__(self, config: LoopConfig, clock: Callable[[], float]) -> None:
         self.config = config
         self._now = clock
-        self._seen: dict[str, dict[tuple[str, int], deque[float]]] = {}
+        self._seen: dict[str, dict[tuple[str, int], tuple[float, ...]]] = {}
         self._fired: dict[tuple[str, str, int], float] = {}
         self.evicted = 0
 
@@ -83,13 +82,16 @@ class LoopDetector:
             per_agent = self._seen[event.agent] = {}
         key = (name, args)
         times = per_agent.get(key)
+        ts = event.timestamp
         if times is None:
             if len(per_agent) >= _MAX_KEYS_PER_AGENT:
                 per_agent.pop(next(iter(per_agent)))
                 self.evicted += 1
-            times = per_agent[key] = deque(maxlen=cfg.repeats)
-        ts = event.timestamp
-        times.append(ts)
+            # A plain tuple of the last ``repeats`` times: a fifth of a deque's memory.
+            per_agent[key] = (ts,)
+            return None
+        times = (*times[1 - cfg.repeats :], ts) if len(times) >= cfg.repeats else (*times, ts)
+        per_agent[key] = times
         if len(times) < cfg.repeats or ts - times[0] > cfg.window_seconds:
             return None
         fired_key = (event.agent, name, key[1])
@@ -100,7 +102,7 @@ class LoopDetector:
         if len(self._fired) >= _MAX_AGENTS:
             self._fired.clear()
         self._fired[fired_key] = now
-        times.clear()
+        del per_agent[key]
         return Anomaly(
             kind="loop",
             rule="loop",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-__all__ = ["ACCURACY", "bucket_of", "quantile", "value_of"]
+__all__ = ["ACCURACY", "bucket_of", "quantile", "quantiles", "value_of"]
 
 #: Relative accuracy of every reported quantile.
 ACCURACY: Final = 0.01
@@ -53,3 +53,33 @@ def quantile(hist: dict[int, int], total: int, q: float) -> float:
         if seen > rank:
             return value_of(bucket)
     return value_of(max(hist))
+
+
+def quantiles(hists: list[dict[int, int]], total: int, qs: tuple[float, ...]) -> list[float]:
+    """Several quantiles of the sum of ``hists`` (holding ``total`` samples) in one sorted walk.
+
+    Used by snapshots: the window's closed histogram and the open bucket's are read in place,
+    never merged into a copy, and the keys are sorted once for all the quantiles asked.
+    """
+    if total <= 0:
+        return [0.0 for _ in qs]
+    if len(hists) == 1:
+        merged = hists[0]
+    else:
+        merged = dict(hists[0])
+        for extra in hists[1:]:
+            for bucket, count in extra.items():
+                merged[bucket] = merged.get(bucket, 0) + count
+    out = []
+    keys = sorted(merged)
+    i = 0
+    seen = 0
+    for q in qs:  # ascending
+        rank = q * (total - 1)
+        while i < len(keys):
+            if seen + merged[keys[i]] > rank:
+                break
+            seen += merged[keys[i]]
+            i += 1
+        out.append(value_of(keys[min(i, len(keys) - 1)]) if keys else 0.0)
+    return out

@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from redline.metrics.sketch import quantile
+from redline.metrics.sketch import quantiles
 from redline.metrics.windows import Totals
 
 __all__ = ["METRIC_NAMES", "MetricGetter", "MetricSnapshot", "metric_getter", "snapshot_of"]
@@ -68,9 +68,11 @@ def _ratio(num: float, den: float) -> float:
 
 def snapshot_of(agent: str, window: int, now: float, *parts: Totals) -> MetricSnapshot:
     """Build a snapshot from the totals that make up a window (closed total + open bucket)."""
+    hists = [p.hist for p in parts if p.hist]
     t = Totals()
     for part in parts:
-        t.add(part)
+        t.add_scalars(part)
+    p50, p95, p99 = quantiles(hists, t.lat_n, (0.50, 0.95, 0.99)) if hists else (0.0, 0.0, 0.0)
     types = t.types
     actions = types.get("action", 0)
     denials = types.get("denial", 0)
@@ -93,9 +95,9 @@ def snapshot_of(agent: str, window: int, now: float, *parts: Totals) -> MetricSn
         cost_per_minute=_ratio(t.cost, minutes),
         events_per_minute=_ratio(t.count, minutes),
         avg_latency_ms=_ratio(t.lat_sum, t.lat_n),
-        p50_latency_ms=quantile(t.hist, t.lat_n, 0.50),
-        p95_latency_ms=quantile(t.hist, t.lat_n, 0.95),
-        p99_latency_ms=quantile(t.hist, t.lat_n, 0.99),
+        p50_latency_ms=p50,
+        p95_latency_ms=p95,
+        p99_latency_ms=p99,
         tokens_in=t.tok_in,
         tokens_out=t.tok_out,
         tokens_cached=t.tok_cached,

@@ -82,10 +82,22 @@ class Totals:
         self.tool_failures += other.tool_failures
         if other.last_ts > self.last_ts:
             self.last_ts = other.last_ts
-        _merge_counts(self.types, other.types, 1)
-        _merge_counts(self.hist, other.hist, 1)
-        _merge_lists(self.tools, other.tools, 1)
-        _merge_lists(self.models, other.models, 1)
+        _add_counts(self.types, other.types)
+        if other.hist and self.hist is not _NO_HIST:
+            _add_counts(self.hist, other.hist)
+        if other.tools:
+            _merge_lists(self.tools, other.tools, 1)
+        if other.models:
+            _merge_lists(self.models, other.models, 1)
+
+    def add_scalars(self, other: Totals) -> None:
+        """Absorb everything but the latency histogram (snapshots read histograms in place)."""
+        hist = self.hist
+        self.hist = _NO_HIST
+        try:
+            self.add(other)
+        finally:
+            self.hist = hist
 
     def subtract(self, other: Totals) -> None:
         """Give back a bucket that left the window; zeroed keys are dropped to stay bounded."""
@@ -99,9 +111,12 @@ class Totals:
         self.tool_calls -= other.tool_calls
         self.tool_failures -= other.tool_failures
         _merge_counts(self.types, other.types, -1)
-        _merge_counts(self.hist, other.hist, -1)
-        _merge_lists(self.tools, other.tools, -1)
-        _merge_lists(self.models, other.models, -1)
+        if other.hist:
+            _merge_counts(self.hist, other.hist, -1)
+        if other.tools:
+            _merge_lists(self.tools, other.tools, -1)
+        if other.models:
+            _merge_lists(self.models, other.models, -1)
         if self.count <= 0:
             # Floating-point sums drift; an empty window is exactly empty.
             self.cost = self.lat_sum = 0.0
@@ -112,6 +127,16 @@ class Totals:
         out = Totals(self.second)
         out.add(self)
         return out
+
+
+#: Marks a total that does not keep a histogram (see :meth:`Totals.add_scalars`).
+_NO_HIST: dict[int, int] = {}
+
+
+def _add_counts(into: dict[Any, int], other: dict[Any, int]) -> None:
+    get = into.get
+    for key, value in other.items():
+        into[key] = get(key, 0) + value
 
 
 def _merge_counts(into: dict[Any, int], other: dict[Any, int], sign: int) -> None:
@@ -147,6 +172,7 @@ class AgentWindows:
 
     __slots__ = (
         "_buckets",
+        "_by_minute",
         "_closed",
         "_hook",
         "_interval",
@@ -186,6 +212,7 @@ class AgentWindows:
         self._buckets: dict[int, deque[Totals]] = {w: deque() for w in windows}
         self.lifetime = Totals()
         self._interval = interval
+        self._by_minute = interval % 60 == 0
         self._interval_start = second - second % interval
         self._interval_acc = Totals(self._interval_start)
         self._hook = hook
@@ -263,8 +290,8 @@ class AgentWindows:
         if second <= cur.second:
             return
         if cur.count:
-            self.lifetime.add(cur)
-            self._interval_acc.add(cur)
+            if not self._by_minute:
+                self._interval_acc.add(cur)
             self._minute.add(cur)
             for w in self._windows:
                 self._buckets[w].append(cur)
@@ -280,8 +307,14 @@ class AgentWindows:
         minute = second - second % 60
         if minute != self._minute.second:
             minutes = self._minutes
-            if self._minute.count:
-                minutes.append(self._minute)
+            done = self._minute
+            if done.count:
+                # Lifetime, and baseline intervals made of whole minutes, grow a minute at a
+                # time: one merge a minute instead of one a second.
+                minutes.append(done)
+                self.lifetime.add(done)
+                if self._by_minute:
+                    self._interval_acc.add(done)
             self._minute = Totals(minute)
             horizon = second - self._span
             while minutes and minutes[0].second + 60 <= horizon:
@@ -320,7 +353,14 @@ class AgentWindows:
     @property
     def last_seen(self) -> float:
         """Timestamp of the newest counted event (0.0 if none)."""
-        return max(self.cur.last_ts, self.lifetime.last_ts)
+        return max(self.cur.last_ts, self._minute.last_ts, self.lifetime.last_ts)
+
+    def lifetime_totals(self) -> Totals:
+        """Everything counted since these windows were created (a copy, open bucket included)."""
+        out = self.lifetime.copy()
+        out.add(self._minute)
+        out.add(self.cur)
+        return out
 
 
 def sum_recent(windows: AgentWindows, seconds: int, now: float) -> Totals:
