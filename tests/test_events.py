@@ -404,3 +404,14 @@ def test_lone_surrogates_and_non_string_keys_are_repaired_and_stored(tmp_path: P
     assert stored["a\ufffd"]["data"]["1"] == "one"
     assert m.stats()["write_errors"] == 0
     m.close()
+
+
+def test_absurd_costs_and_latencies_are_repaired_not_summed() -> None:
+    """A latency of 1e300 ms would overflow the sketch: it is dropped and counted instead."""
+    from redline import Monitor
+
+    with Monitor() as m:
+        m.record(AgentEvent(agent="a", latency_ms=1.7e308, cost_usd=1e300))
+        snap = m.get_metrics("a")
+        assert (snap.event_count, snap.p99_latency_ms, snap.cost_total) == (1, 0.0, 0.0)
+        assert m.stats()["repaired_by_reason"] == {"cost_usd_invalid": 1, "latency_ms_invalid": 1}

@@ -21,6 +21,7 @@ import yaml
 
 from redline.exceptions import ConfigError
 from redline.export.config import ExportersConfig
+from redline.server.config import ServerConfig, server_config_errors
 
 __all__ = [
     "OPERATORS",
@@ -396,6 +397,7 @@ class MonitorConfig(_Base):
     events: EventsConfig = msgspec.field(default_factory=EventsConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     exporters: ExportersConfig = msgspec.field(default_factory=ExportersConfig)
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     source: str = msgspec.field(default="", name="__source__")
 
 
@@ -844,6 +846,7 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
         err("storage.max_events", "expected at least 1")
     if s.flush_interval_seconds <= 0:
         err("storage.flush_interval_seconds", "expected a positive number of seconds")
+    errors.extend(server_config_errors(config.server, source))
     if config.events.max_data_bytes < 256:
         err("events.max_data_bytes", "expected at least 256")
     return errors

@@ -840,7 +840,7 @@ class Monitor:
         Works on this monitor's live rule alerts, and on any alert found in the store (so the
         CLI and the server can acknowledge what a running agent raised; that monitor adopts the
         acknowledgement at its next evaluation). Returns the acknowledged alert, or None when
-        there is no such open alert.
+        there is no such open alert. Acknowledging an acknowledged alert returns it unchanged.
         """
         now = self._now()
         with self._lock:
@@ -849,9 +849,17 @@ class Monitor:
                 None,
             )
         if acked is None:
+            already = next(
+                (a for a in self.active_alerts() if a.id == alert_id and a.state != "firing"),
+                None,
+            )
+            if already is not None:  # idempotent: acknowledging twice changes nothing
+                return already
             stored = self._last_alert_state(alert_id)
-            if stored is None or stored.state != "firing":
+            if stored is None or stored.state == "resolved":
                 return None
+            if stored.state == "acknowledged":
+                return stored
             acked = msgspec.structs.replace(
                 stored,
                 state="acknowledged",

@@ -15,7 +15,7 @@ not an ``AgentEvent`` nor a mapping        rejected    ``not_an_event``
 ``timestamp`` not a finite number          repaired    set to now
 ``timestamp`` ahead of now by > skew       repaired    set to now (a future time would expire windows)
 ``cost_usd`` / ``latency_ms`` NaN, inf,    repaired    set to ``None``; numeric strings are parsed
-negative or not a number
+negative, ≥ 1e15 or not a number
 ``tokens_*`` negative or not an integer    repaired    set to ``None``; integral floats converted
 other optional text fields not strings     repaired    ``str(value)``
 ``tags`` not a list of strings             repaired    each item ``str()``-ed; a lone value wrapped
@@ -45,6 +45,9 @@ __all__ = ["EventValidator"]
 log = logging.getLogger("redline")
 
 _INF: Final = math.inf
+#: Larger costs or latencies are not measurements (1e15 ms is 31,000 years) and would overflow
+#: the sums and the latency sketch; they are repaired like NaN.
+_MAX_NUMBER: Final = 1e15
 _TEXT_FIELDS: Final = (
     "session_id",
     "user",
@@ -156,8 +159,8 @@ class EventValidator:
                 and not agent.isspace()
                 and type(event.event_type) is str
                 and event.event_type
-                and (c is None or (type(c) is float and 0.0 <= c < _INF))
-                and (lat is None or (type(lat) is float and 0.0 <= lat < _INF))
+                and (c is None or (type(c) is float and 0.0 <= c < _MAX_NUMBER))
+                and (lat is None or (type(lat) is float and 0.0 <= lat < _MAX_NUMBER))
                 and type(data) is dict
                 and type(event.tags) is list
                 and _texts_ok(event)
@@ -191,18 +194,29 @@ class EventValidator:
 
         ``status`` is ``"accepted"``, ``"repaired"`` or ``"rejected"`` (then ``event`` is
         ``None``); ``reasons`` are ``"reason: message"`` lines for this event only, however many
-        threads are validating at once. For callers that report per item (the HTTP server's batch
-        ingest); ``record()`` keeps using :meth:`check`. Strict mode still raises.
+        threads are validating at once. Strict mode still raises.
         """
-        notes: list[str] = []
-        self._notes.items = notes
+        notes = self.start_notes()
         try:
             ev = self.check(event)
         finally:
-            self._notes.items = None
+            self.stop_notes()
         if ev is None:
-            return None, "rejected", notes
-        return ev, ("repaired" if notes else "accepted"), notes
+            return None, "rejected", [text for _, text in notes]
+        return ev, ("repaired" if notes else "accepted"), [text for _, text in notes]
+
+    def start_notes(self) -> list[tuple[str, str]]:
+        """Collect, on this thread, ``(outcome, "reason: message")`` for each repair or rejection
+        until :meth:`stop_notes`; returns the list that fills up. For callers that report per
+        event around a ``record()`` call (``Monitor.record_checked``); costs nothing otherwise.
+        """
+        notes: list[tuple[str, str]] = []
+        self._notes.items = notes
+        return notes
+
+    def stop_notes(self) -> None:
+        """Stop collecting on this thread."""
+        self._notes.items = None
 
     def _small_flat(self, data: dict[str, Any]) -> bool:
         """Whether ``data`` is certainly JSON-encodable and under the size limit, unencoded.
@@ -368,21 +382,21 @@ class EventValidator:
         if self.strict:
             raise InvalidEventError([(reason, message)])
         self.repaired[reason] = self.repaired.get(reason, 0) + 1
-        self._note(reason, message)
+        self._note("repaired", reason, message)
         self._log_once(reason, "repaired an event: %s", message)
 
     def _reject(self, reason: str, message: str) -> None:
         if self.strict:
             raise InvalidEventError([(reason, message)])
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self._note(reason, message)
+        self._note("rejected", reason, message)
         self._log_once(reason, "rejected an event: %s", message)
 
-    def _note(self, reason: str, message: str) -> None:
-        """Keep the reason for :meth:`check_with_reasons` (the slow path only; per thread)."""
-        items: list[str] | None = getattr(self._notes, "items", None)
+    def _note(self, outcome: str, reason: str, message: str) -> None:
+        """Keep the reason for :meth:`start_notes` (the slow path only; per thread)."""
+        items: list[tuple[str, str]] | None = getattr(self._notes, "items", None)
         if items is not None:
-            items.append(f"{reason}: {message}")
+            items.append((outcome, f"{reason}: {message}"))
 
     def _log_once(self, reason: str, fmt: str, message: str) -> None:
         if reason not in self._logged:
@@ -400,7 +414,7 @@ def _as_nonneg_float(value: Any) -> float | None:
             return None
     if isinstance(value, (int, float)):
         f = float(value)
-        if math.isfinite(f) and f >= 0.0:
+        if math.isfinite(f) and 0.0 <= f < _MAX_NUMBER:
             return f
     return None
 

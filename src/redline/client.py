@@ -1,0 +1,429 @@
+"""``RemoteMonitor``: a :class:`~redline.Monitor`-shaped client of a Redline server.
+
+An agent that cannot share a store with the fleet (another host, a sandbox) records to a server
+over HTTP instead::
+
+    from redline.client import RemoteMonitor
+    with RemoteMonitor("http://redline.internal:8765", token=os.environ["REDLINE_TOKEN"]) as mon:
+        mon.check("sales-agent")                      # raises AgentKilledError when killed
+        mon.record(AgentEvent(agent="sales-agent", event_type="llm_call", cost_usd=0.01))
+
+``record()`` never blocks and never raises: events go into a bounded queue (the oldest dropped,
+and counted, when it is full) that a daemon thread sends in batches of ``batch_size``, or every
+``flush_interval`` seconds, retrying with jittered exponential backoff (honouring ``Retry-After``).
+``check()`` asks the server each time, or reuses an answer for ``check_cache_ttl`` seconds. Kill
+and revive calls are recorded on the server with the *token's* name as the actor.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+import msgspec
+
+from redline.events import AgentEvent
+from redline.exceptions import AgentKilledError, RedlineError
+from redline.store.base import KillRecord
+
+__all__ = ["RemoteError", "RemoteMonitor"]
+
+log = logging.getLogger("redline.client")
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RemoteError(RedlineError):
+    """The server refused or failed a call; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+def _stringify(value: Any) -> Any:
+    return str(value)
+
+
+class RemoteMonitor:
+    """Record events to, and check kills with, a Redline server (``redline serve``).
+
+    ``url`` is the server's base URL; ``token`` a bearer token (``ingest`` to record and check,
+    ``admin`` to kill and revive). ``batch_size`` events go per request, at least every
+    ``flush_interval`` seconds; ``queue_size`` bounds what waits (the oldest are dropped when it
+    is full); ``max_retries`` attempts per batch before it is dropped (counted as ``failed``).
+    ``check_cache_ttl`` reuses a check's answer that long (0: ask every time). With
+    ``fail_closed=True`` a check that cannot reach the server raises :class:`AgentKilledError`
+    (scope ``"unknown"``); by default it logs and lets the agent go on. ``transport`` is an
+    ``httpx`` transport (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        check_cache_ttl: float = 0.0,
+        queue_size: int = 100_000,
+        timeout: float = 10.0,
+        max_retries: int = 5,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 10.0,
+        fail_closed: bool = False,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("batch_size and queue_size must be at least 1")
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        self.url = url.rstrip("/")
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.check_cache_ttl = check_cache_ttl
+        self.queue_size = queue_size
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.fail_closed = fail_closed
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "redline-client"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._encode = msgspec.json.Encoder(enc_hook=_stringify).encode
+        self._queue: deque[AgentEvent | Mapping[str, Any]] = deque()
+        self._cond = threading.Condition()
+        self._enqueued = 0
+        self._done = 0
+        self._flushing = False
+        self._closing = False
+        self._closed = False
+        self._cache: dict[tuple[str, str | None], tuple[float, KillRecord | None]] = {}
+        self._rng = random.Random()
+        self._logged: set[str] = set()
+        # Counters (see stats()).
+        self.sent = 0
+        self.dropped = 0
+        self.failed = 0
+        self.retried = 0
+        self.batches = 0
+        self.repaired = 0
+        self.rejected = 0
+        self._worker = threading.Thread(target=self._run, name="redline-client", daemon=True)
+        self._worker.start()
+        _LIVE.add(self)
+
+    # -- recording ------------------------------------------------------------------------------
+    def record(self, event: AgentEvent | Mapping[str, Any]) -> None:
+        """Queue one event for the server. Never blocks, never raises; drops the oldest when full."""
+        with self._cond:
+            if self._closed:
+                self.dropped += 1
+                return
+            queue = self._queue
+            if len(queue) >= self.queue_size:
+                queue.popleft()
+                self.dropped += 1
+                self._done += 1
+            queue.append(event)
+            self._enqueued += 1
+            if len(queue) >= self.batch_size:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Send everything recorded so far (or give it up after retries); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            target = self._enqueued
+            self._flushing = True
+            self._cond.notify_all()
+            while self._done < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                deadline = time.monotonic() + self.flush_interval
+                while (
+                    len(self._queue) < self.batch_size
+                    and not self._closing
+                    and not (self._flushing and self._queue)
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                n = min(self.batch_size, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(n)]
+                if not self._queue:
+                    self._flushing = False
+                if not batch and self._closing:
+                    return
+            if batch:
+                try:
+                    self._send(batch)
+                except Exception:  # a bug here must not kill the thread
+                    self.failed += len(batch)
+                    log.exception("redline client: sending a batch failed")
+                with self._cond:
+                    self._done += len(batch)
+                    self._cond.notify_all()
+
+    def _send(self, batch: list[AgentEvent | Mapping[str, Any]]) -> None:
+        body = self._encode(batch)
+        attempt = 0
+        while True:
+            status, wait, message = 0, 0.0, ""
+            try:
+                r = self._http.post(
+                    "/v1/events", content=body, headers={"Content-Type": "application/json"}
+                )
+                status = r.status_code
+                if status == 200:
+                    result = r.json()
+                    self.sent += len(batch)
+                    self.batches += 1
+                    self.repaired += int(result.get("repaired", 0))
+                    self.rejected += int(result.get("rejected", 0))
+                    return
+                message = _message(r)
+                if status == 413 and len(batch) > 1:
+                    half = len(batch) // 2
+                    self._send(batch[:half])
+                    self._send(batch[half:])
+                    return
+                wait = _retry_after(r)
+            except httpx.HTTPError as exc:
+                message = f"{type(exc).__name__}: {exc}"
+            if (status and status not in _RETRY_STATUS) or attempt >= self.max_retries:
+                self.failed += len(batch)
+                self._log_once(
+                    f"send:{status}",
+                    "redline client: dropped %d events after %d attempts (%s)",
+                    len(batch),
+                    attempt + 1,
+                    message if not status else f"{status} {message}",
+                )
+                return
+            attempt += 1
+            self.retried += 1
+            backoff = min(self.backoff_cap, self.backoff_base * 2**attempt)
+            delay = max(wait, self._rng.uniform(0, backoff))  # full jitter, or Retry-After
+            time.sleep(min(delay, self.backoff_cap))
+
+    # -- kill switches --------------------------------------------------------------------------
+    def check(self, agent: str, session_id: str | None = None) -> None:
+        """Raise :class:`AgentKilledError` if the server says a kill covers ``agent``/session."""
+        rec = self._covering(agent, session_id)
+        if rec is not None:
+            raise AgentKilledError(rec.scope, rec.target, rec.reason, rec.actor)
+
+    def is_killed(self, agent: str, session_id: str | None = None) -> bool:
+        """Whether a kill covers ``agent`` or its session (per the server)."""
+        return self._covering(agent, session_id) is not None
+
+    def _covering(self, agent: str, session_id: str | None) -> KillRecord | None:
+        key = (agent, session_id)
+        if self.check_cache_ttl > 0:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        params = {"agent": agent}
+        if session_id:
+            params["session"] = session_id
+        try:
+            r = self._http.get("/v1/check", params=params)
+        except httpx.HTTPError as exc:
+            return self._unavailable(agent, f"{type(exc).__name__}: {exc}")
+        if r.status_code != 200:
+            return self._unavailable(agent, f"{r.status_code} {_message(r)}")
+        body = r.json()
+        rec = None
+        if body.get("killed"):
+            rec = KillRecord(
+                scope=body.get("scope", "unknown"),
+                target=body.get("target", agent),
+                reason=body.get("reason") or "",
+                actor=body.get("actor") or "",
+                created_at=0.0,
+                expires_at=body.get("expires_at"),
+            )
+        if self.check_cache_ttl > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + self.check_cache_ttl, rec)
+        return rec
+
+    def _unavailable(self, agent: str, why: str) -> KillRecord | None:
+        if self.fail_closed:
+            return KillRecord(
+                scope="unknown",
+                target=agent,
+                reason=f"kill state unavailable ({why}); failing closed",
+                created_at=time.time(),
+            )
+        self._log_once("check", "redline client: check failed (%s); letting the agent go on", why)
+        return None
+
+    def kill_agent(
+        self, agent: str, reason: str = "", *, ttl_seconds: float | None = None
+    ) -> KillRecord:
+        """Kill ``agent`` on the server (needs an admin token)."""
+        return self._kill({"scope": "agent", "target": agent}, reason, ttl_seconds)
+
+    def kill_session(
+        self,
+        session_id: str,
+        reason: str = "",
+        *,
+        ttl_seconds: float | None = None,
+        agent: str | None = None,
+    ) -> KillRecord:
+        """Kill one session on the server (needs an admin token)."""
+        body: dict[str, Any] = {"scope": "session", "target": session_id}
+        if agent:
+            body["agent"] = agent
+        return self._kill(body, reason, ttl_seconds)
+
+    def kill_global(self, reason: str = "", *, ttl_seconds: float | None = None) -> KillRecord:
+        """Kill every agent on the server (needs an admin token)."""
+        return self._kill({"scope": "global"}, reason, ttl_seconds)
+
+    def _kill(self, body: dict[str, Any], reason: str, ttl: float | None) -> KillRecord:
+        body["reason"] = reason
+        if ttl is not None:
+            body["ttl"] = ttl
+        result = self._call("POST", "/v1/kill", body)
+        self._cache.clear()
+        return msgspec.convert(result["kill"], KillRecord)
+
+    def revive(self, agent: str | None = None, session_id: str | None = None) -> bool:
+        """Lift the kill on ``agent`` and/or ``session_id``; True if anything was lifted."""
+        if agent is None and session_id is None:
+            raise ValueError("revive() needs an agent or a session_id (revive_global() for all)")
+        lifted = False
+        if agent is not None:
+            lifted |= bool(
+                self._call("POST", "/v1/revive", {"scope": "agent", "target": agent})["revived"]
+            )
+        if session_id is not None:
+            lifted |= bool(
+                self._call("POST", "/v1/revive", {"scope": "session", "target": session_id})[
+                    "revived"
+                ]
+            )
+        self._cache.clear()
+        return lifted
+
+    def revive_global(self) -> bool:
+        """Lift the fleet-wide kill; True if there was one."""
+        lifted = bool(self._call("POST", "/v1/revive", {"scope": "global"})["revived"])
+        self._cache.clear()
+        return lifted
+
+    def kills(self) -> list[KillRecord]:
+        """Every active kill on the server (needs a read or admin token)."""
+        return [msgspec.convert(k, KillRecord) for k in self._call("GET", "/v1/kills")["kills"]]
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            r = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise RemoteError(0, f"{self.url}{path}: {type(exc).__name__}: {exc}") from exc
+        if r.status_code != 200:
+            raise RemoteError(r.status_code, _message(r))
+        return r.json()
+
+    # -- health and lifecycle -------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """The client's own counters: queued, sent, batches, retried, dropped, failed, ..."""
+        with self._cond:
+            queued = len(self._queue)
+        return {
+            "queued": queued,
+            "sent": self.sent,
+            "batches": self.batches,
+            "retried": self.retried,
+            "dropped": self.dropped,
+            "failed": self.failed,
+            "repaired": self.repaired,
+            "rejected": self.rejected,
+        }
+
+    def close(self, timeout: float | None = 10.0) -> bool:
+        """Flush, stop the sender and close connections. Idempotent."""
+        if self._closed:
+            return True
+        ok = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._closed = True
+            self._cond.notify_all()
+        self._worker.join(timeout)
+        self._http.close()
+        _LIVE.discard(self)
+        return ok
+
+    def __enter__(self) -> RemoteMonitor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _log_once(self, key: str, fmt: str, *args: Any) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(fmt + " (further cases are counted in stats())", *args)
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:200]
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)[:200]
+
+
+def _retry_after(r: httpx.Response) -> float:
+    value = r.headers.get("retry-after")
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 0.0
+
+
+_LIVE: weakref.WeakSet[RemoteMonitor] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Give queued events a bounded chance to reach the server at interpreter exit."""
+    for client in list(_LIVE):
+        try:
+            client.close(timeout=5.0)
+        except Exception:
+            log.exception("redline client: closing at exit failed")

@@ -1,0 +1,196 @@
+"""``server:``: how ``redline serve`` listens and who may call it.
+
+Until ``server`` is a section of :class:`~redline.config.MonitorConfig`, ``redline serve`` reads the
+``server:`` mapping of the same YAML file with :func:`parse_server_config`, which reports problems
+the way ``load_config`` does (``monitor.yaml: server.tokens[0].role: expected one of ...``).
+
+Tokens: each has a ``name`` (the actor recorded for what it does), a ``role`` (``ingest``: post
+events and check kills; ``read``: queries, the stream, metrics; ``admin``: everything) and either
+the secret itself (``token``) or only its SHA-256 in hex (``token_sha256``), so a config file need
+not hold secrets. ``REDLINE_ADMIN_TOKEN`` adds an admin token from the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from typing import Any, Final
+
+import msgspec
+
+from redline.exceptions import ConfigError
+
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "ROLES",
+    "ServerConfig",
+    "TokenConfig",
+    "admin_token_from_env",
+    "parse_server_config",
+    "server_config_errors",
+]
+
+#: Roles from least to most powerful.
+ROLES: Final = ("ingest", "read", "admin")
+#: The environment variable that adds an admin token (named ``env-admin``).
+ADMIN_TOKEN_ENV: Final = "REDLINE_ADMIN_TOKEN"
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class TokenConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One bearer token: who it is (``name``), what it may do (``role``) and its secret.
+
+    Give ``token`` (the secret) or ``token_sha256`` (its SHA-256 in hex), not both.
+    ``rate_limit_per_minute`` overrides the server's limit for this token.
+    """
+
+    name: str
+    role: str
+    token: str = ""
+    token_sha256: str = ""
+    rate_limit_per_minute: int | None = None
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The HTTP server: bind address, tokens and limits (see ``docs/server.md``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    tokens: list[TokenConfig] = msgspec.field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
+    rate_limit_per_minute: int = 6000
+    #: Requests without a valid token allowed per client address per minute (then 429).
+    failed_auth_per_minute: int = 60
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+    #: Seconds between SSE heartbeats (comment lines that keep proxies from closing the stream).
+    heartbeat_seconds: float = 15.0
+    #: Messages buffered per SSE client before the oldest are dropped (and counted).
+    stream_queue_size: int = 1000
+    #: ``/readyz`` fails when events are queued and nothing was written for this long.
+    ready_stall_seconds: float = 30.0
+
+
+def server_config_errors(config: ServerConfig, source: str = "<config>") -> list[str]:
+    """Every semantic problem in ``config``, as ``source: server.key: what was expected``."""
+    errors: list[str] = []
+
+    def err(path: str, message: str) -> None:
+        errors.append(f"{source}: server.{path}: {message}")
+
+    if not 0 <= config.port <= 65535:
+        err("port", f"expected a port number 0..65535, got {config.port}")
+    if not config.host:
+        err("host", "expected an address to bind, e.g. 127.0.0.1")
+    for key in (
+        "max_body_bytes",
+        "max_batch",
+        "rate_limit_per_minute",
+        "failed_auth_per_minute",
+        "stream_queue_size",
+    ):
+        if getattr(config, key) < 1:
+            err(key, "expected at least 1")
+    for key in ("heartbeat_seconds", "ready_stall_seconds"):
+        if getattr(config, key) <= 0:
+            err(key, "expected a positive number of seconds")
+    names: set[str] = set()
+    for i, tok in enumerate(config.tokens):
+        p = f"tokens[{i}]"
+        if not tok.name.strip():
+            err(f"{p}.name", "expected a non-empty name (it is recorded as the actor)")
+        elif tok.name in names:
+            err(f"{p}.name", f"duplicate token name {tok.name!r}")
+        names.add(tok.name)
+        if tok.role not in ROLES:
+            hint = difflib.get_close_matches(tok.role, ROLES, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            err(
+                f"{p}.role",
+                f"expected one of {', '.join(map(repr, ROLES))}, got {tok.role!r}{extra}",
+            )
+        if bool(tok.token) == bool(tok.token_sha256):
+            err(p, "give exactly one of 'token' and 'token_sha256'")
+        if tok.token and len(tok.token) < 16:
+            err(f"{p}.token", "too short: use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        if tok.token_sha256 and not _HEX64.match(tok.token_sha256):
+            err(f"{p}.token_sha256", "expected 64 hexadecimal characters (a SHA-256 digest)")
+        if tok.rate_limit_per_minute is not None and tok.rate_limit_per_minute < 1:
+            err(f"{p}.rate_limit_per_minute", "expected at least 1")
+    return errors
+
+
+def parse_server_config(raw: Any, *, source: str = "<config>") -> ServerConfig:
+    """Validate the ``server:`` mapping (already parsed and interpolated) into a config.
+
+    ``None`` gives the defaults. Raises :class:`~redline.exceptions.ConfigError` listing every
+    problem with its key path.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: server: expected a mapping, got {type(raw).__name__}"])
+    try:
+        config = msgspec.convert(raw, ServerConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError([_explain(str(exc), raw, source)], file=source) from None
+    errors = server_config_errors(config, source)
+    if errors:
+        raise ConfigError(errors, file=source)
+    return config
+
+
+_MSG = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_EXPECTED = {
+    "float": "a number",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "nothing",
+}
+
+
+def _explain(message: str, raw: Any, source: str) -> str:
+    """A msgspec validation message as ``file: server.key.path: expected ..., got ...``."""
+    m = _MSG.match(message)
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (message, "")
+    where = "server" + path
+    unknown = re.match(r"Object contains unknown field `(.+)`", msg)
+    if unknown:
+        field = unknown.group(1)
+        allowed = (
+            TokenConfig.__struct_fields__ if "tokens[" in path else ServerConfig.__struct_fields__
+        )
+        hint = difflib.get_close_matches(field, allowed, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"{source}: {where}.{field}: unknown key{suggestion}"
+    missing = re.match(r"Object missing required field `(.+)`", msg)
+    if missing:
+        return f"{source}: {where}.{missing.group(1)}: required key is missing"
+    expected = re.match(r"Expected `(.+?)`, got `(.+?)`", msg)
+    if expected:
+        want = " or ".join(
+            _EXPECTED.get(p.strip(), p.strip()) for p in expected.group(1).split("|")
+        )
+        return f"{source}: {where}: expected {want}, got {_value_at(raw, path)!r}"
+    return f"{source}: {where}: {msg}"
+
+
+def _value_at(raw: Any, path: str) -> Any:
+    node = raw
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        try:
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return node
+
+
+def admin_token_from_env() -> str | None:
+    """``REDLINE_ADMIN_TOKEN`` when set and non-empty."""
+    value = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    return value or None

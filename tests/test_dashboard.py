@@ -1,0 +1,242 @@
+"""The dashboard in a real browser (Playwright driving Debian's chromium) against a real server.
+
+Skipped when ``/usr/bin/chromium`` is absent (``apt-get install -y chromium``); Playwright's own
+browser download is never used.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+pytest.importorskip("starlette")
+
+from redline import AgentEvent, Monitor, parse_config
+from redline.server import RedlineServer, ServerConfig, TokenConfig, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="browser test needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ADMIN = "dashboard-admin-0123456789abcdef"
+READ = "dashboard-read-0123456789abcdef"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Monitor]]:
+    monitor = Monitor(parse_config({"storage": {"path": str(tmp_path / "events.db")}}))
+    config = ServerConfig(
+        port=0,
+        tokens=[
+            TokenConfig(name="oncall-alice", role="admin", token=ADMIN),
+            TokenConfig(name="wallboard", role="read", token=READ),
+        ],
+        heartbeat_seconds=2.0,
+    )
+    server = RedlineServer(create_app(monitor, config, admin_token=""), port=0).start()
+    yield server.url, monitor
+    server.stop()
+    monitor.close()
+
+
+@pytest.fixture
+def page(served: tuple[str, Monitor]) -> Iterator[Any]:
+    """A chromium page that may talk to the server only; anything else is refused and noted."""
+    url, _ = served
+    origin = urlparse(url).netloc
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        page.outside: list[str] = []  # type: ignore[attr-defined]
+        page.problems: list[str] = []  # type: ignore[attr-defined]
+
+        def guard(route: Any) -> None:
+            target = urlparse(route.request.url)
+            if target.scheme in ("data", "blob") or target.netloc == origin:
+                route.continue_()
+            else:
+                page.outside.append(route.request.url)  # type: ignore[attr-defined]
+                route.abort()
+
+        page.route("**/*", guard)
+        page.on(
+            "console",
+            lambda msg: msg.type == "error" and page.problems.append(msg.text),  # type: ignore[attr-defined]
+        )
+        page.on("pageerror", lambda exc: page.problems.append(str(exc)))  # type: ignore[attr-defined]
+        yield page
+        context.close()
+        browser.close()
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    page.goto(url + "/")
+    page.fill("#token-input", token)
+    page.click("#connect")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+def traffic(monitor: Monitor, agents: list[str], n: int, rng: random.Random) -> None:
+    """Plausible events: LLM and tool calls with cost and latency, the odd error."""
+    now = time.time()
+    for i in range(n):
+        agent = agents[i % len(agents)]
+        kind = rng.choice(["llm_call", "llm_call", "tool_call", "action", "error"])
+        monitor.record(
+            AgentEvent(
+                timestamp=now - rng.random() * 2,
+                agent=agent,
+                event_type=kind,
+                session_id=f"{agent}-s{rng.randint(1, 3)}",
+                cost_usd=round(rng.uniform(0.001, 0.03), 4) if kind == "llm_call" else None,
+                latency_ms=rng.uniform(80, 2400),
+                model="gpt-4o" if kind == "llm_call" else None,
+                tool=rng.choice(["search", "crm.update", "send_email"])
+                if kind == "tool_call"
+                else None,
+                status="ok" if kind != "error" else "error",
+            )
+        )
+
+
+def test_live_fleet_kill_and_screenshot(page: Any, served: tuple[str, Monitor]) -> None:
+    """Sign in, watch agents arrive live, kill one through the dialog, see it KILLED."""
+    url, monitor = served
+    rng = random.Random(7)
+    sign_in(page, url, ADMIN)
+    assert page.inner_text("#whoami").startswith("oncall-alice")
+    page.wait_for_selector("#conn.pill-live")
+
+    agents = ["billing-agent", "support-bot", "research-agent", "sales-agent", "ops-copilot"]
+    traffic(monitor, agents, 60, rng)
+    for agent in agents:
+        page.wait_for_selector(f'tr[data-agent="{agent}"]', timeout=5000)
+    page.wait_for_selector(".feed-item")
+
+    row = page.locator('tr[data-agent="billing-agent"]')
+    assert row.locator(".state").inner_text() == "RUNNING"
+    row.locator("button.kill").click()
+    page.wait_for_selector("#confirm-dialog[open]")
+    page.fill("#confirm-reason", "Cost spike: $40/min")
+    page.click("#confirm-ok")
+    page.wait_for_function(
+        """() => document.querySelector('tr[data-agent="billing-agent"] .state')
+                 ?.textContent === 'KILLED'""",
+        timeout=5000,
+    )
+    assert monitor.is_killed("billing-agent")
+    kill = next(k for k in monitor.kills() if k.target == "billing-agent")
+    assert (kill.actor, kill.reason) == ("oncall-alice", "Cost spike: $40/min")
+    assert page.locator('tr[data-agent="support-bot"] .state').inner_text() == "RUNNING"
+
+    # Keep traffic flowing so the charts, feed and alerts have something to show.
+    for _ in range(4):
+        traffic(monitor, agents, 40, rng)
+        time.sleep(1.0)
+    page.wait_for_selector("#alerts-list .alert")
+    page.wait_for_function("() => !document.querySelector('#feed-empty:not([hidden])')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    assert page.outside == []  # type: ignore[attr-defined]  # no external network
+    assert page.problems == []  # type: ignore[attr-defined]  # no console errors, no CSP violations
+
+
+def test_global_kill_needs_typed_confirmation(page: Any, served: tuple[str, Monitor]) -> None:
+    """The fleet-wide kill asks for KILL ALL; cancelling kills nothing."""
+    url, monitor = served
+    monitor.record(AgentEvent(agent="a"))
+    sign_in(page, url, ADMIN)
+    page.wait_for_selector('tr[data-agent="a"]')
+    page.click("#global-kill")
+    page.fill("#confirm-reason", "incident 42")
+    page.click("#confirm-ok")
+    assert "KILL ALL" in page.inner_text("#confirm-error")
+    assert not monitor.kills()
+    page.fill("#confirm-typed", "kill all")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#global-banner:not([hidden])")
+    assert monitor.is_killed("anyone")
+    page.wait_for_function(
+        "() => document.querySelector('tr[data-agent=\"a\"] .state')?.textContent === 'KILLED · ALL'"
+    )
+    page.click("#global-kill")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#global-banner[hidden]", state="attached")
+    assert not monitor.kills()
+
+
+def test_read_token_sees_no_controls(page: Any, served: tuple[str, Monitor]) -> None:
+    """A read token gets the view without kill, revive or acknowledge controls."""
+    url, monitor = served
+    monitor.record(AgentEvent(agent="a"))
+    sign_in(page, url, READ)
+    page.wait_for_selector('tr[data-agent="a"]')
+    assert page.locator("button.kill").count() == 0
+    assert not page.locator("#global-kill").is_visible()
+
+
+def test_bad_token_is_refused_and_nothing_is_kept(page: Any, served: tuple[str, Monitor]) -> None:
+    """A wrong token shows an error; nothing is stored in the tab."""
+    url, _ = served
+    page.goto(url + "/")
+    page.fill("#token-input", "not-a-token-0123456789")
+    page.click("#connect")
+    page.wait_for_function("() => document.querySelector('#signin-error').textContent !== ''")
+    assert "not valid" in page.inner_text("#signin-error")
+    assert page.evaluate("() => sessionStorage.length") == 0
+    assert page.locator("#app").is_hidden()
+    page.problems.clear()  # type: ignore[attr-defined]  # the 401 is logged by the browser
+
+
+def test_a_thousand_agents_stay_responsive(page: Any, served: tuple[str, Monitor]) -> None:
+    """With 1,000 agents the table shows one page of 50 and a render stays cheap."""
+    url, monitor = served
+    now = time.time()
+    for i in range(1000):
+        monitor.record(AgentEvent(timestamp=now, agent=f"agent-{i:04d}", cost_usd=0.001 * i))
+    sign_in(page, url, ADMIN)
+    page.wait_for_function(
+        "() => document.querySelector('#pager-info').textContent.endsWith('of 1000')",
+        timeout=10000,
+    )
+    assert page.locator("#fleet-body tr").count() == 50
+    started = time.perf_counter()
+    page.click('th[data-sort="cost_per_minute"]')  # sorted by cost, highest first
+    page.wait_for_function(
+        "() => document.querySelector('#fleet-body tr')?.dataset.agent === 'agent-0999'"
+    )
+    assert time.perf_counter() - started < 1.0
+    render_ms = page.evaluate(
+        """() => {
+            const t = performance.now();
+            for (let i = 0; i < 10; i += 1) document.querySelector('#page-next').click();
+            return performance.now() - t;
+        }"""
+    )
+    assert render_ms < 500  # the clicks only mark the table dirty: one render per frame
+    page.click("#page-prev")
+    page.wait_for_function(
+        "() => document.querySelector('#pager-info').textContent.startsWith('451–500')"
+    )
