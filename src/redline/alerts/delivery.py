@@ -19,8 +19,9 @@ Threads cost one per remote channel configured (a handful), started on the first
 restarted after a fork. The circuit breaker keeps a dead receiver from turning every alert into
 five timeouts; while it is open alerts are dead-lettered at once instead of piling up.
 
-Local channels (console, jsonl) set ``deliver_inline = True`` and are written on the caller's
-thread by :meth:`Dispatcher.deliver_inline`: one attempt, counted and dead-lettered like the rest.
+The console channel sets ``deliver_inline = True`` and is written on the caller's thread by
+:meth:`Dispatcher.deliver_inline`: one attempt, counted and dead-lettered like the rest. The JSONL
+channel goes through a worker like remote ones (its fsync is too slow for the caller's thread).
 
 Time is injected: ``sleep`` (backoff waits; the default wakes early on ``close()``), ``clock``
 (the breaker's half-open timer and HTTP-date ``Retry-After``) and ``rng`` (the jitter).

@@ -18,9 +18,13 @@ __all__ = ["JsonlChannel"]
 
 
 class JsonlChannel:
-    """One JSON alert per line, fsync'd, in an append-only file (``file`` and ``jsonl`` types)."""
+    """One JSON alert per line, fsync'd, in an append-only file (``file`` and ``jsonl`` types).
 
-    deliver_inline = True
+    Written by its delivery worker, not on the thread that raised the alert: an fsync costs
+    hundreds of microseconds, which ``record()`` must never pay.
+    """
+
+    deliver_inline = False
 
     def __init__(self, config: AlertChannelConfig) -> None:
         if not config.path:
