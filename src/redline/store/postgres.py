@@ -76,6 +76,7 @@ from redline.store.pg_migrations import (
     quote_schema,
     upgrade_connection,
 )
+from redline.store.sql import select_events
 from redline.store.sqlite import PruneReport
 
 __all__ = ["FleetRow", "FleetSnapshot", "PgPruneReport", "PostgresStore", "upgrade"]
@@ -1330,35 +1331,12 @@ def _kill(r: Sequence[Any]) -> KillRecord:
 
 
 def _select(table: str, query: EventQuery, columns: str) -> tuple[str, list[Any]]:
-    where = ["payload IS NOT NULL"]
-    params: list[Any] = []
-    for column, value in (
-        ("agent", query.agent),
-        ("session_id", query.session_id),
-        ("event_type", query.event_type),
-        ('"user"', query.user),
-    ):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if query.since is not None:
-        where.append("ts >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("ts <= %s")
-        params.append(query.until)
-    if query.after_seq is not None:
-        where.append("id > %s")
-        params.append(query.after_seq)
-    if query.before_seq is not None:
-        where.append("id < %s")
-        params.append(query.before_seq)
-    direction = "ASC" if query.order == "asc" else "DESC"
-    sql = (
-        f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} "
-        f"ORDER BY ts {direction}, id {direction}"
+    return select_events(
+        query,
+        columns,
+        table=table,
+        placeholder="%s",
+        user_column='"user"',
+        id_column="id",
+        live_only_without_filters=False,
     )
-    if query.limit is not None:
-        sql += " LIMIT %s"
-        params.append(int(query.limit))
-    return sql, params

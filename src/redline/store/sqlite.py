@@ -46,6 +46,7 @@ from redline.store.chain import (
     load_anchors,
     verify_rows,
 )
+from redline.store.sql import select_events
 
 __all__ = ["PruneReport", "SQLiteStore"]
 
@@ -728,39 +729,4 @@ def _checkpoint(row: Sequence[Any]) -> Checkpoint:
 
 
 def _select(query: EventQuery, columns: str) -> tuple[str, list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("agent", query.agent),
-        ("session_id", query.session_id),
-        ("event_type", query.event_type),
-        ("user", query.user),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if not where:
-        # Tombstones have empty agent and type and no session or user, so an equality filter
-        # on any of those already excludes them (and stays index-only); otherwise say so.
-        where.append("payload IS NOT NULL")
-    if query.since is not None:
-        where.append("ts >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("ts <= ?")
-        params.append(query.until)
-    if query.after_seq is not None:
-        where.append("seq > ?")
-        params.append(query.after_seq)
-    if query.before_seq is not None:
-        where.append("seq < ?")
-        params.append(query.before_seq)
-    direction = "ASC" if query.order == "asc" else "DESC"
-    sql = (
-        f"SELECT {columns} FROM events WHERE {' AND '.join(where)} "
-        f"ORDER BY ts {direction}, seq {direction}"
-    )
-    if query.limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(query.limit))
-    return sql, params
+    return select_events(query, columns)
