@@ -184,6 +184,7 @@ class Monitor:
         self._sync_types = (
             frozenset(st.sync_types) if self.store.backend != "memory" else frozenset()
         )
+        self._batch_state = threading.local()
         self.bus = EventBus()
         al = config.alerts
         self.alerts = AlertManager(
@@ -270,13 +271,40 @@ class Monitor:
             if pending:
                 self._act(pending)
             if ev.event_type in self._sync_types:
-                self._writer.flush(5.0)
+                self._sync_commit()
         except InvalidEventError:
             raise
         except Exception:
             self._internal_errors += 1
             if self._internal_errors == 1 or self._internal_errors % 10_000 == 0:
                 log.exception("redline: record() failed internally; the agent was not affected")
+
+    def _sync_commit(self) -> None:
+        """Commit now for a synchronous type, or at the end of the enclosing ``batch()``."""
+        deferred = getattr(self._batch_state, "depth", 0)
+        if deferred:
+            self._batch_state.pending = True
+        else:
+            self._writer.flush(5.0)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Record many events with one commit for the synchronous types among them.
+
+        Inside the block, an event of a ``storage.sync_types`` type does not wait for its own
+        commit; leaving the block waits once for everything recorded in it. The durability
+        contract then holds per batch: the HTTP server uses it so a request returns only after
+        its denials are committed, without one commit per denial. Nests; per thread.
+        """
+        state = self._batch_state
+        state.depth = getattr(state, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            state.depth -= 1
+            if state.depth == 0 and getattr(state, "pending", False):
+                state.pending = False
+                self._writer.flush(5.0)
 
     def record_checked(self, event: AgentEvent | dict[str, Any]) -> tuple[str, list[str]]:
         """Record one event and say what validation did: ``(status, reasons)``.

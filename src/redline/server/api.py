@@ -367,6 +367,10 @@ class Api:
         return self._ingest(items)
 
     def _ingest(self, items: list[Any]) -> IngestResponse:
+        with self.monitor.batch():  # one commit for the request's synchronous types
+            return self._ingest_batch(items)
+
+    def _ingest_batch(self, items: list[Any]) -> IngestResponse:
         record = self.monitor.record_checked
         counts = {"accepted": 0, "repaired": 0, "rejected": 0}
         results: list[IngestItem] = []
