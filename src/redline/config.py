@@ -65,6 +65,24 @@ SEVERITIES: Final[dict[str, int]] = {
 }
 OPERATORS: Final = (">", ">=", "<", "<=", "==", "!=")
 KILL_ACTIONS: Final = ("kill_agent", "kill_session", "kill_global", "alert")
+#: Metrics a fleet policy may use: those every store can total across all writers.
+FLEET_METRICS: Final = (
+    "event_count",
+    "action_count",
+    "denial_count",
+    "error_count",
+    "llm_call_count",
+    "tool_call_count",
+    "cost_total",
+    "cost_per_minute",
+    "events_per_minute",
+    "denial_rate",
+    "error_rate",
+    "avg_latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "tokens_cached",
+)
 CHANNEL_TYPES: Final = (
     "console",
     "file",
@@ -282,6 +300,7 @@ class KillPolicyConfig(_Base):
     window_seconds: int | None = None
     min_events: int = 1
     ttl_seconds: float | None = None
+    scope: str = "agent"
 
 
 class KillSwitchConfig(_Base):
@@ -729,6 +748,12 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
             err(f"{p}.window_seconds", f"expected 1..{m.max_window_seconds} seconds")
         if pol.ttl_seconds is not None and pol.ttl_seconds <= 0:
             err(f"{p}.ttl_seconds", "expected a positive number of seconds")
+        check_choice(f"{p}.scope", pol.scope, ("agent", "fleet"))
+        if pol.scope == "fleet":
+            check_choice(
+                f"{p}.action", pol.action, ("kill_global", "alert"), "for a fleet policy, one of"
+            )
+            check_choice(f"{p}.metric", pol.metric, FLEET_METRICS, "for a fleet policy, one of")
 
     d = config.detectors
     for name in ("loop", "stuck", "suspicious", "drift"):

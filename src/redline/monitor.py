@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import json
 import logging
+import operator
 import os
 import signal
 import threading
@@ -55,6 +56,14 @@ log = logging.getLogger("redline")
 
 _INTERNAL_TYPES = GOVERNANCE_TYPES
 _OVERFLOW_AGENT = "_overflow"
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 _replace = msgspec.structs.replace
 
 
@@ -153,10 +162,18 @@ class Monitor:
         self._pattern_detectors = bool(self._loop or self._stuck or self._suspicious)
         self._drift = DriftDetector(det.drift, now) if det.drift.enabled else None
         self._policies = (
-            [KillPolicy(p, p.window_seconds or self.default_window) for p in ks.policies]
+            [
+                KillPolicy(p, p.window_seconds or self.default_window)
+                for p in ks.policies
+                if p.scope == "agent"
+            ]
             if ks.enabled
             else []
         )
+        # Fleet policies act on totals across every writer: evaluated on the background
+        # thread by one elected monitor (an advisory lock on a shared store), not per event.
+        self._fleet_policies = [p for p in ks.policies if p.scope == "fleet"] if ks.enabled else []
+        self._fleet_breached: set[str] = set()
         self._pending: list[Anomaly] = []
         self._anomaly_hooks: list[Callable[[Anomaly], object]] = []
 
@@ -789,6 +806,8 @@ class Monitor:
             if self._alert_rules:
                 self.evaluate_alerts()
                 self._poll_acks()
+            if self._fleet_policies:
+                self.evaluate_fleet_policies()
         self._kills.retry_persist()
         changed = self.store.poll_kills()
         if changed is not None:
@@ -842,6 +861,53 @@ class Monitor:
             self._publish_alert(t.alert, t.channels or None)
             out.append(t.alert)
         return out
+
+    def evaluate_fleet_policies(self) -> list[Anomaly]:
+        """Evaluate the fleet policies now, if this monitor leads them; returns what fired.
+
+        On a store shared by many processes (PostgreSQL), one monitor at a time holds the
+        ``fleet-policies`` advisory lock and acts; the metric comes from the store's per-minute
+        rollup, so it covers every writer. Edge-triggered, like agent policies.
+        """
+        try_lead = getattr(self.store, "try_lead", None)
+        if try_lead is not None and not try_lead("fleet-policies"):
+            return []
+        fired = []
+        now = self._now()
+        for cfg in self._fleet_policies:
+            snap = self.get_metrics(fleet=True, window=cfg.window_seconds or self.default_window)
+            value = float(getattr(snap, cfg.metric))
+            holds = snap.event_count >= cfg.min_events and _OPERATORS[cfg.operator](
+                value, cfg.threshold
+            )
+            if not holds:
+                self._fleet_breached.discard(cfg.name)
+                continue
+            if cfg.name in self._fleet_breached:
+                continue
+            self._fleet_breached.add(cfg.name)
+            fired.append(
+                Anomaly(
+                    kind="policy",
+                    rule=cfg.name,
+                    agent="*",
+                    severity=cfg.severity,
+                    metric=cfg.metric,
+                    value=value,
+                    threshold=cfg.threshold,
+                    action=cfg.action,
+                    timestamp=now,
+                    message=cfg.message
+                    or (
+                        f"Fleet policy '{cfg.name}' triggered: {cfg.metric}={value:.4f} "
+                        f"{cfg.operator} {cfg.threshold:g} across the fleet"
+                    ),
+                    details={"scope": "fleet", "window_seconds": snap.window_seconds},
+                )
+            )
+        if fired:
+            self._act(fired)
+        return fired
 
     def _publish_alert(self, alert: Alert, channels: list[str] | None = None) -> None:
         self._record_internal(
@@ -941,6 +1007,8 @@ class Monitor:
         """
         now = self._now()
         seconds = min(window or self.default_window, self.max_window)
+        if (fleet or agent is None) and hasattr(self.store, "fleet_snapshot"):
+            return self._store_fleet_snapshot(seconds, now)
         pending = None
         with self._lock:
             if fleet or agent is None:
@@ -957,6 +1025,31 @@ class Monitor:
         if pending:
             self._act(pending)
         return snap
+
+    def _store_fleet_snapshot(self, seconds: int, now: float) -> MetricSnapshot:
+        """The fleet over every writer of a shared store, from its per-minute rollup."""
+        self.flush(5.0)
+        fleet = self.store.fleet_snapshot(float(seconds), now).totals  # type: ignore[attr-defined]
+        return MetricSnapshot(
+            agent="*",
+            window_seconds=seconds,
+            timestamp=now,
+            event_count=fleet.events,
+            action_count=fleet.actions,
+            denial_count=fleet.denials,
+            denial_rate=fleet.denial_rate,
+            error_count=fleet.errors,
+            error_rate=fleet.error_rate,
+            cost_total=fleet.cost,
+            cost_per_minute=fleet.cost_per_minute,
+            events_per_minute=fleet.events_per_minute,
+            avg_latency_ms=fleet.avg_latency_ms,
+            tokens_in=fleet.tokens_in,
+            tokens_out=fleet.tokens_out,
+            tokens_cached=fleet.tokens_cached,
+            llm_call_count=fleet.llm_calls,
+            tool_call_count=fleet.tool_calls,
+        )
 
     def _window_parts(self, w: AgentWindows, seconds: int, now: float) -> list[Totals]:
         if seconds in self.windows:
