@@ -6,6 +6,7 @@ and everything becomes epoch seconds (UTC) before it reaches a store.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime, timezone
 
@@ -52,10 +53,8 @@ def parse_time(value: str | float | datetime | None, *, now: float) -> float | N
     m = _AGE.match(text)
     if m:
         return now - float(m.group(1)) * _UNIT[m.group(2).lower()]
-    try:
+    with contextlib.suppress(ValueError):
         return float(text)
-    except ValueError:
-        pass
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         dt = datetime.fromisoformat(iso)

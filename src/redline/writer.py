@@ -15,6 +15,7 @@ JSONL file, stored by :meth:`replay_spill` when the next monitor starts). Every 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -235,11 +236,9 @@ class BackgroundWriter:
         queue = self._queue
         batch: list[AgentEvent] = []
         pop = queue.popleft
-        try:
+        with contextlib.suppress(IndexError):  # fewer than a batch queued
             for _ in range(self.batch_size):
                 batch.append(pop())
-        except IndexError:
-            pass
         if not batch:
             return True
         try:

@@ -30,6 +30,7 @@ Content (prompts, completions, tool arguments) is copied only with ``capture_con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -661,11 +662,9 @@ class BusSpanExporter:
     def _on_bus_event(self, event: AgentEvent) -> None:
         queue = self._queue
         if len(queue) >= self._queue_size:
-            try:
+            with contextlib.suppress(IndexError):  # drained by the worker meanwhile
                 queue.popleft()
                 self.dropped += 1
-            except IndexError:
-                pass
         queue.append((event, self._context()))
 
     # -- the worker -----------------------------------------------------------------------------

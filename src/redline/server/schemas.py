@@ -101,7 +101,7 @@ KillRequest = KillAgent | KillSession | KillGlobal
 
 
 class _Revive(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_field="scope"):
-    pass
+    """Common base of the revive bodies: tagged by ``scope``, unknown fields rejected."""
 
 
 class ReviveAgent(_Revive, tag="agent"):
