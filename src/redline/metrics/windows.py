@@ -72,19 +72,29 @@ class Totals:
     def add(self, other: Totals) -> None:
         """Absorb ``other`` (a closed bucket or another total)."""
         self.count += other.count
-        self.cost += other.cost
-        self.lat_sum += other.lat_sum
-        self.lat_n += other.lat_n
-        self.tok_in += other.tok_in
-        self.tok_out += other.tok_out
-        self.tok_cached += other.tok_cached
-        self.tool_calls += other.tool_calls
-        self.tool_failures += other.tool_failures
+        if other.cost:
+            self.cost += other.cost
+        if other.lat_n:
+            self.lat_sum += other.lat_sum
+            self.lat_n += other.lat_n
+            hist = self.hist
+            if hist is not _NO_HIST:
+                get = hist.get
+                for bucket, n in other.hist.items():  # inlined: a second's bucket is tiny
+                    hist[bucket] = get(bucket, 0) + n
+        if other.tok_in or other.tok_out or other.tok_cached:
+            self.tok_in += other.tok_in
+            self.tok_out += other.tok_out
+            self.tok_cached += other.tok_cached
+        if other.tool_calls:
+            self.tool_calls += other.tool_calls
+            self.tool_failures += other.tool_failures
         if other.last_ts > self.last_ts:
             self.last_ts = other.last_ts
-        _add_counts(self.types, other.types)
-        if other.hist and self.hist is not _NO_HIST:
-            _add_counts(self.hist, other.hist)
+        types = self.types
+        get_type = types.get
+        for key, n in other.types.items():
+            types[key] = get_type(key, 0) + n
         if other.tools:
             _merge_lists(self.tools, other.tools, 1)
         if other.models:
