@@ -77,6 +77,7 @@ class Totals:
         if other.lat_n:
             self.lat_sum += other.lat_sum
             self.lat_n += other.lat_n
+        if other.hist:
             hist = self.hist
             if hist is not _NO_HIST:
                 get = hist.get
