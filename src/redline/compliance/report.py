@@ -9,6 +9,7 @@ event once for the totals) sees the same rows even while agents keep recording.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -244,11 +245,9 @@ class ExportContext:
         if found is None and report is not None and report.ok and writable and callable(sign):
             from redline.exceptions import StoreError
 
-            try:
+            # A read-only store, or the writer holds the lock: then report no checkpoint.
+            with contextlib.suppress(StoreError):
                 sign()
-            except StoreError:  # a read-only store, or the writer holds the lock: report none
-                pass
-            else:
                 found = _first_covering(list_cps(), target)
         self._checkpoint = found
         return found

@@ -1293,10 +1293,8 @@ def _time(value: str | None, name: str, now: float) -> float | None:
         text = value.upper().replace("Z", "+00:00")
         if m.group(4) is not None and m.group(6) == "60":  # a leap second: the one before
             text = text[:17] + "59" + text[19:]
-        try:
+        with contextlib.suppress(ValueError, OverflowError):  # out of range: the 400 below
             return datetime.fromisoformat(text).timestamp() if m.group(4) else _date(text)
-        except (ValueError, OverflowError):
-            pass
     raise ApiError(
         400,
         "invalid_request",
