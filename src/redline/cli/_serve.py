@@ -8,51 +8,26 @@ every monitor sharing the store. It is closed (flushed) when the server stops.
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from redline.cli._common import CliError, State, err_console, text
-from redline.config import DEFAULT_STORE, MonitorConfig, load_config, parse_config
-from redline.exceptions import ConfigError
+from redline.config import MonitorConfig, load_config
 
 __all__ = ["serve"]
 
 
 def _load(file: str | None) -> tuple[MonitorConfig, Any]:
-    """The monitor's config and the ``server:`` section of the same file."""
-    from redline.server.config import ServerConfig, parse_server_config
-
+    """The monitor's config and its ``server:`` section (defaults without a file)."""
     if file is None:
-        return MonitorConfig(), ServerConfig()
-    if "server" in MonitorConfig.__struct_fields__:  # once ``server`` is a config section
-        try:
-            config = load_config(file)
-        except FileNotFoundError:
-            raise CliError(f"config file not found: {file}") from None
-        return config, getattr(config, "server")  # noqa: B009 - the attribute is new
-    # Until then: take ``server:`` out of the file and load the rest as load_config would.
+        config = MonitorConfig()
+        return config, config.server
     try:
-        raw = yaml.safe_load(Path(file).read_text(encoding="utf-8")) or {}
+        config = load_config(file)
     except FileNotFoundError:
         raise CliError(f"config file not found: {file}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: invalid YAML: {exc}"], file=file) from None
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{file}: expected a mapping at the top level"], file=file)
-    server_raw = raw.pop("server", None)
-    from redline.config import _interpolate  # the same ${VAR} rules as every other section
-
-    errors: list[str] = []
-    server_raw = _interpolate(server_raw, "server", errors, file)
-    if errors:
-        raise ConfigError(errors, file=file)
-    config = parse_config(raw, source=file)
-    if config.storage.backend is None and config.storage.path is None:
-        config.storage.path = str(Path(file).resolve().parent / DEFAULT_STORE)
-    return config, parse_server_config(server_raw, source=file)
+    return config, config.server
 
 
 def _loopback(host: str) -> bool:

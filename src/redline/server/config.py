@@ -123,71 +123,18 @@ def server_config_errors(config: ServerConfig, source: str = "<config>") -> list
 
 
 def parse_server_config(raw: Any, *, source: str = "<config>") -> ServerConfig:
-    """Validate the ``server:`` mapping (already parsed and interpolated) into a config.
+    """Validate a ``server:`` mapping (already parsed and interpolated) into a config.
 
-    ``None`` gives the defaults. Raises :class:`~redline.exceptions.ConfigError` listing every
-    problem with its key path.
+    ``None`` gives the defaults. Problems are reported exactly as for a whole config file (the
+    section is checked by :func:`redline.config.parse_config`): every one, with its key path.
     """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: server: expected a mapping, got {type(raw).__name__}"])
-    try:
-        config = msgspec.convert(raw, ServerConfig, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError([_explain(str(exc), raw, source)], file=source) from None
-    errors = server_config_errors(config, source)
-    if errors:
-        raise ConfigError(errors, file=source)
-    return config
+    from redline.config import parse_config
 
-
-_MSG = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
-_EXPECTED = {
-    "float": "a number",
-    "int": "an integer",
-    "str": "a string",
-    "bool": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "nothing",
-}
-
-
-def _explain(message: str, raw: Any, source: str) -> str:
-    """A msgspec validation message as ``file: server.key.path: expected ..., got ...``."""
-    m = _MSG.match(message)
-    msg, path = (m.group("msg"), m.group("path") or "") if m else (message, "")
-    where = "server" + path
-    unknown = re.match(r"Object contains unknown field `(.+)`", msg)
-    if unknown:
-        field = unknown.group(1)
-        allowed = (
-            TokenConfig.__struct_fields__ if "tokens[" in path else ServerConfig.__struct_fields__
-        )
-        hint = difflib.get_close_matches(field, allowed, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"{source}: {where}.{field}: unknown key{suggestion}"
-    missing = re.match(r"Object missing required field `(.+)`", msg)
-    if missing:
-        return f"{source}: {where}.{missing.group(1)}: required key is missing"
-    expected = re.match(r"Expected `(.+?)`, got `(.+?)`", msg)
-    if expected:
-        want = " or ".join(
-            _EXPECTED.get(p.strip(), p.strip()) for p in expected.group(1).split("|")
-        )
-        return f"{source}: {where}: expected {want}, got {_value_at(raw, path)!r}"
-    return f"{source}: {where}: {msg}"
-
-
-def _value_at(raw: Any, path: str) -> Any:
-    node = raw
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        try:
-            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
-        except (KeyError, IndexError, TypeError, ValueError):
-            return None
-    return node
+    return parse_config({"server": raw}, source=source).server
 
 
 def admin_token_from_env() -> str | None:
