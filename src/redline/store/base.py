@@ -13,13 +13,16 @@ when the engine does. The split of work:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from redline.events import AgentEvent
 
-__all__ = ["EventQuery", "KillRecord", "Store", "StoredEvent"]
+__all__ = ["KILL_COLUMNS", "EventQuery", "KillRecord", "Store", "StoredEvent"]
+
+#: The columns of a kill row, in :meth:`KillRecord.as_row` order.
+KILL_COLUMNS = "scope, target, reason, actor, created_at, expires_at, policy"
 
 
 class KillRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,6 +44,31 @@ class KillRecord(msgspec.Struct, frozen=True, kw_only=True):
     def expired(self, now: float) -> bool:
         """Whether a TTL has run out at ``now``."""
         return self.expires_at is not None and now >= self.expires_at
+
+    def as_row(self) -> tuple[Any, ...]:
+        """The record as a row of :data:`KILL_COLUMNS` (what SQL stores insert)."""
+        return (
+            self.scope,
+            self.target,
+            self.reason,
+            self.actor,
+            self.created_at,
+            self.expires_at,
+            self.policy,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> KillRecord:
+        """A record from a row of :data:`KILL_COLUMNS`."""
+        return cls(
+            scope=row[0],
+            target=row[1],
+            reason=row[2],
+            actor=row[3],
+            created_at=row[4],
+            expires_at=row[5],
+            policy=row[6],
+        )
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -920,15 +920,7 @@ class PostgresStore:
             "actor = EXCLUDED.actor, created_at = EXCLUDED.created_at, "
             "expires_at = EXCLUDED.expires_at, policy = EXCLUDED.policy, "
             "version = EXCLUDED.version RETURNING version",
-            (
-                record.scope,
-                record.target,
-                record.reason,
-                record.actor,
-                record.created_at,
-                record.expires_at,
-                record.policy,
-            ),
+            record.as_row(),
         )
 
     def delete_kill(self, scope: str, target: str) -> None:
@@ -1319,15 +1311,7 @@ def _checkpoint(row: Sequence[Any]) -> Checkpoint:
 
 
 def _kill(r: Sequence[Any]) -> KillRecord:
-    return KillRecord(
-        scope=r[0],
-        target=r[1],
-        reason=r[2],
-        actor=r[3],
-        created_at=r[4],
-        expires_at=r[5],
-        policy=r[6],
-    )
+    return KillRecord.from_row(r)
 
 
 def _select(table: str, query: EventQuery, columns: str) -> tuple[str, list[Any]]:

@@ -33,7 +33,7 @@ import msgspec
 
 from redline.events import AgentEvent, category_of
 from redline.exceptions import StoreError
-from redline.store.base import EventQuery, KillRecord, StoredEvent
+from redline.store.base import KILL_COLUMNS, EventQuery, KillRecord, StoredEvent
 from redline.store.chain import (
     GENESIS,
     ChainRow,
@@ -574,40 +574,14 @@ class SQLiteStore:
     # -- kill state -----------------------------------------------------------------------
     def load_kills(self) -> list[KillRecord]:
         """Every kill row."""
-        rows = (
-            self._reader()
-            .execute(
-                "SELECT scope, target, reason, actor, created_at, expires_at, policy FROM kills"
-            )
-            .fetchall()
-        )
-        return [
-            KillRecord(
-                scope=r[0],
-                target=r[1],
-                reason=r[2],
-                actor=r[3],
-                created_at=r[4],
-                expires_at=r[5],
-                policy=r[6],
-            )
-            for r in rows
-        ]
+        rows = self._reader().execute(f"SELECT {KILL_COLUMNS} FROM kills").fetchall()
+        return [KillRecord.from_row(r) for r in rows]
 
     def put_kill(self, record: KillRecord) -> None:
         """Insert or replace a kill and bump ``kill_version``, in one committed transaction."""
         self._control(
-            "INSERT OR REPLACE INTO kills (scope, target, reason, actor, created_at, expires_at, "
-            "policy) VALUES (?,?,?,?,?,?,?)",
-            (
-                record.scope,
-                record.target,
-                record.reason,
-                record.actor,
-                record.created_at,
-                record.expires_at,
-                record.policy,
-            ),
+            f"INSERT OR REPLACE INTO kills ({KILL_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+            record.as_row(),
         )
 
     def delete_kill(self, scope: str, target: str) -> None:
@@ -650,23 +624,10 @@ class SQLiteStore:
                 return None
             first = self._last_kill_version is None
             self._last_kill_version = kill_version
-            rows = conn.execute(
-                "SELECT scope, target, reason, actor, created_at, expires_at, policy FROM kills"
-            ).fetchall()
+            rows = conn.execute(f"SELECT {KILL_COLUMNS} FROM kills").fetchall()
         except sqlite3.Error:
             return None
-        records = [
-            KillRecord(
-                scope=r[0],
-                target=r[1],
-                reason=r[2],
-                actor=r[3],
-                created_at=r[4],
-                expires_at=r[5],
-                policy=r[6],
-            )
-            for r in rows
-        ]
+        records = [KillRecord.from_row(r) for r in rows]
         return None if first and not records else records
 
     # -- misc -----------------------------------------------------------------------------
