@@ -8,23 +8,18 @@ alert delivery, persistence of kills) happens off that path or outside that lock
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
 import operator
-import os
-import signal
 import threading
-import time
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import msgspec
 
+from redline import shutdown
 from redline.alerts.manager import Alert, AlertManager
 from redline.alerts.rules import COUNTER_PREFIX, AlertRule
 from redline.bus import EventBus, Handler
@@ -40,6 +35,7 @@ from redline.detect.zscore import BaselineBook, ZScoreRule
 from redline.events import GOVERNANCE_TYPES, AgentEvent
 from redline.exceptions import AgentKilledError, InvalidEventError, StoreError
 from redline.export.config import start_exporters
+from redline.guard import Guard
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
 from redline.redaction import Redactor
@@ -240,9 +236,9 @@ class Monitor:
         self._baselines_dirty = False
         if bl.storage_path:
             self._load_baselines(Path(bl.storage_path))
-        _LIVE.add(self)
+        shutdown.register(self)
         if st.flush_on_sigterm:
-            _install_sigterm_handler()
+            shutdown.install_sigterm_handler()
         self._exporters = start_exporters(self, config.exporters)
         self._ready = True
 
@@ -1319,7 +1315,7 @@ class Monitor:
             # Only a monitor that learned something writes: a short-lived one (a script, the
             # CLI) must not overwrite what the agents learned.
             self._save_baselines(Path(path))
-        _LIVE.discard(self)
+        shutdown.unregister(self)
         return ok
 
     def __enter__(self) -> Monitor:
@@ -1358,60 +1354,6 @@ def _full_dict(stored: StoredEvent) -> dict[str, Any]:
     return out
 
 
-class Guard(contextlib.ContextDecorator):
-    """What :meth:`Monitor.guard` returns: check on entry, record on exit."""
-
-    def __init__(
-        self,
-        monitor: Monitor,
-        agent: str,
-        session_id: str | None,
-        event_type: str,
-        tool: str | None,
-        fields: dict[str, Any],
-    ) -> None:
-        self._monitor = monitor
-        self._agent = agent
-        self._session = session_id
-        self._type = event_type
-        self._tool = tool
-        self._fields = fields
-        self._local = threading.local()
-
-    def __enter__(self) -> Guard:
-        self._monitor.check(self._agent, self._session)
-        starts: list[float] = getattr(self._local, "starts", [])
-        starts.append(time.perf_counter())
-        self._local.starts = starts
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        latency = (time.perf_counter() - self._local.starts.pop()) * 1000.0
-        data = dict(self._fields.get("data") or {})
-        fields = {k: v for k, v in self._fields.items() if k != "data"}
-        fields.setdefault("timestamp", self._monitor.clock.time())
-        if exc_type is not None:
-            data["error_type"] = exc_type.__name__
-            data["error"] = str(exc)[:500]
-        self._monitor.record(
-            AgentEvent(
-                agent=self._agent,
-                event_type=self._type,
-                session_id=self._session,
-                tool=self._tool,
-                latency_ms=latency,
-                status="ok" if exc_type is None else "error",
-                data=data,
-                **fields,
-            )
-        )
-
-
 def _open_store(config: MonitorConfig) -> Store:
     """The store the config asks for (the embedded default is memory when no path is given)."""
     st = config.storage
@@ -1421,47 +1363,3 @@ def _open_store(config: MonitorConfig) -> Store:
     from redline.store import open_store
 
     return open_store(config, backend)
-
-
-_previous_sigterm: Any = None
-_sigterm_installed = False
-
-
-def _install_sigterm_handler() -> None:
-    """On SIGTERM, close (flush) every live monitor, then do what was going to happen anyway.
-
-    Installed once, from the main thread only (Python's rule), and only over the default or an
-    ordinary Python handler, which it chains to afterwards.
-    """
-    global _previous_sigterm, _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_IGN or previous is None:
-        return
-    _previous_sigterm = previous
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _sigterm_installed = True
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    _close_all()
-    previous = _previous_sigterm
-    if callable(previous):
-        previous(signum, frame)
-        return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-# Monitors still open at interpreter exit are flushed and closed.
-_LIVE: weakref.WeakSet[Monitor] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    for monitor in list(_LIVE):
-        try:
-            monitor.close(timeout=5.0)
-        except Exception:
-            log.exception("redline: closing a monitor at exit failed")
