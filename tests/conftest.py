@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import selectors
 import signal
 import sqlite3
@@ -159,3 +160,24 @@ def spawn() -> Iterator[Callable[..., Child]]:
     yield start
     for child in children:
         child.close()
+
+
+#: The PostgreSQL the fleet tests use (this machine's, database ``test``); override by env.
+PG_DSN = os.environ.get("REDLINE_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh schema name in database ``test``; dropped (with everything in it) afterwards."""
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (redline[postgres])")
+    try:
+        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is unreachable at {PG_DSN!r}: {exc}")
+    name = f"redline_test_{secrets.token_hex(4)}"
+    try:
+        yield name
+    finally:
+        admin.execute("SET lock_timeout = '20s'")
+        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        admin.close()

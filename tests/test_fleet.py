@@ -15,7 +15,6 @@ import contextlib
 import glob
 import math
 import os
-import secrets
 import shutil
 import socket
 import statistics
@@ -29,30 +28,13 @@ from typing import Any
 
 import pytest
 
+from conftest import PG_DSN
 from redline import AgentEvent, Monitor, parse_config
 from redline.store.base import EventQuery
 
-PG_DSN = os.environ.get("REDLINE_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 WORKERS = 4
 TRIALS = 12
 MINUTE = 60.0
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A fresh schema name in database ``test``; dropped (with everything in it) afterwards."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (redline[postgres])")
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {PG_DSN!r}: {exc}")
-    name = f"redline_test_{secrets.token_hex(4)}"
-    try:
-        yield name
-    finally:
-        admin.execute("SET lock_timeout = '20s'")
-        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        admin.close()
 
 
 def open_store(schema: str, **kw: Any) -> Any:

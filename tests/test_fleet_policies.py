@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from conftest import PG_DSN
 from redline import AgentEvent, ConfigError, Monitor, parse_config
 from redline.testing import ManualClock
 
-PG_DSN = os.environ.get("REDLINE_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 FLEET_POLICY = {
     "name": "fleet-budget",
     "metric": "cost_per_minute",
@@ -53,21 +50,6 @@ def test_fleet_policies_accept_only_fleet_metrics_and_actions() -> None:
         parse_config({"kill_switch": {"policies": [{**FLEET_POLICY, "action": "kill_agent"}]}})
     with pytest.raises(ConfigError, match=r"policies\[0\].metric"):
         parse_config({"kill_switch": {"policies": [{**FLEET_POLICY, "metric": "p99_latency_ms"}]}})
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"rl_fleetpol_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {PG_DSN!r}: {exc}")
-    try:
-        yield schema
-    finally:
-        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        admin.close()
 
 
 def test_on_postgres_the_fleet_is_every_writer_and_one_monitor_leads(pg_schema: str) -> None:

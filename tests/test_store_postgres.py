@@ -18,23 +18,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conftest import PG_DSN
 from redline import AgentEvent, Monitor, parse_config
 from redline.store.base import EventQuery, KillRecord
 from redline.store.chain import Signer, canonical_payload, chain_hash, load_anchors
 from redline.store.sqlite import SQLiteStore
 from redline.testing import ManualClock
 
-PG_DSN = os.environ.get("REDLINE_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 N = 20
 _COLS = (
     "ts, agent, event_type, category, session_id, user, payload, payload_sha256, prev_hash, hash"
@@ -54,23 +52,6 @@ def event(i: int, **fields: Any) -> AgentEvent:
 
 
 # --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A fresh schema name in database ``test``; dropped (with everything in it) afterwards."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (redline[postgres])")
-    try:
-        admin = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {PG_DSN!r}: {exc}")
-    name = f"redline_test_{secrets.token_hex(4)}"
-    try:
-        yield name
-    finally:
-        admin.execute("SET lock_timeout = '20s'")
-        admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        admin.close()
 
 
 class Backend:
