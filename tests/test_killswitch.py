@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from redline import AgentEvent, AgentKilledError, Monitor, parse_config
 from redline.control.killswitch import KillSwitch
 from redline.store.memory import MemoryStore
+from redline.store.sqlite import SQLiteStore
 from redline.testing import ManualClock, RecordingSubscriber
 
 NOW = 1_700_000_040.0
@@ -572,3 +575,61 @@ def test_reviving_a_session_re_arms_its_policy(clock: ManualClock) -> None:
     spend(m, clock, 1.0, session_id="s1")
     assert m.is_killed("a", session_id="s1")
     m.close()
+
+
+def test_a_snapshot_older_than_a_local_kill_does_not_undo_it(tmp_path: Path) -> None:
+    """The poll may read the kill table just before this process's kill commits and apply it
+    just after: the kill must stay (and a revive must stay revived) until a newer snapshot."""
+    store = SQLiteStore(tmp_path / "k.db")
+    switch = KillSwitch(time.time, store)
+    before = store.load_kills()
+    since = switch.generation
+    switch.kill("agent", "x", reason="cost")
+    switch.replace_all(before, since=since)  # the stale snapshot arrives after the kill
+    assert switch.covering("x") is not None
+    since = switch.generation
+    after_kill = store.load_kills()
+    switch.revive("agent", "x")
+    switch.replace_all(after_kill, since=since)  # stale again: it still shows the kill
+    assert switch.covering("x") is None
+    # A snapshot read after both changes settles them; they are forgotten, not kept forever.
+    since = switch.generation
+    switch.replace_all(store.load_kills(), since=since)
+    assert switch._local == {}
+    store.close()
+
+
+def test_another_process_kill_in_a_snapshot_is_still_adopted(tmp_path: Path) -> None:
+    """Laying local changes over a snapshot keeps everything else the snapshot says."""
+    store = SQLiteStore(tmp_path / "k.db")
+    switch = KillSwitch(time.time, store)
+    other = KillSwitch(time.time, SQLiteStore(tmp_path / "k.db"))
+    since = switch.generation
+    switch.kill("agent", "x")
+    other.kill("agent", "y")
+    added, _ = switch.replace_all(store.load_kills(), since=since)
+    assert {r.target for r in added} == {"y"}
+    assert switch.covering("x") is not None
+    assert switch.covering("y") is not None
+    store.close()
+
+
+def test_revive_reports_the_kill_it_lifted_even_if_a_poll_lands_mid_way(tmp_path: Path) -> None:
+    """The poll thread may adopt the store's post-delete state while ``revive`` is running;
+    ``revive`` still returns the record it lifted (``Monitor.revive`` then returns True)."""
+
+    class PollingMidway(SQLiteStore):
+        switch: KillSwitch
+
+        def delete_kill(self, scope: str, target: str) -> None:
+            super().delete_kill(scope, target)
+            self.switch.replace_all(self.load_kills(), since=self.switch.generation)
+
+    store = PollingMidway(tmp_path / "k.db")
+    switch = store.switch = KillSwitch(time.time, store)
+    switch.kill("agent", "x", reason="cost")
+    lifted = switch.revive("agent", "x")
+    assert lifted is not None
+    assert lifted.reason == "cost"
+    assert switch.covering("x") is None
+    store.close()

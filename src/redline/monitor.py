@@ -805,9 +805,12 @@ class Monitor:
             if self._fleet_policies:
                 self.evaluate_fleet_policies()
         self._kills.retry_persist()
+        since = self._kills.generation
         changed = self.store.poll_kills()
-        if changed is not None:
-            _added, removed = self._kills.replace_all(changed)
+        if changed is None:
+            self._kills.forget_before(since)
+        else:
+            _added, removed = self._kills.replace_all(changed, since=since)
             for rec in removed:
                 if rec.scope == "agent":
                     self.reset_metrics(rec.target)

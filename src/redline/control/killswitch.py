@@ -4,7 +4,10 @@ Three scopes, checked in O(1): the whole fleet (``global``), one agent, one sess
 dicts here are a cache of the store's kill table, which is the one source of truth: a kill is
 committed to the store before :meth:`KillSwitch.kill` returns, and kills made by other processes
 arrive through :meth:`KillSwitch.replace_all` when the monitor's background thread polls the
-store. A record may carry a TTL; an expired record no longer covers anything and is collected by
+store. A snapshot read by the poll can predate this process's own latest change (a kill is
+applied here, then committed; a poll may read in between), so each local change is remembered
+with a generation number until a snapshot read after it has been adopted: ``replace_all`` lays
+the newer local changes over an older snapshot instead of undoing them. A record may carry a TTL; an expired record no longer covers anything and is collected by
 :meth:`KillSwitch.expire`, which the monitor turns into ``revive`` events.
 """
 
@@ -22,6 +25,8 @@ log = logging.getLogger("redline")
 __all__ = ["SCOPES", "KillSwitch"]
 
 SCOPES = ("global", "agent", "session")
+#: The generation of a local change not yet committed: newer than any snapshot.
+_IN_FLIGHT = float("inf")
 
 
 class KillSwitch:
@@ -38,6 +43,10 @@ class KillSwitch:
         self.active = False
         self._soonest_expiry: float | None = None
         self._unpersisted: dict[tuple[str, str], KillRecord] = {}
+        # Local changes a poll's snapshot may not show yet: key -> (generation, record or None
+        # for a revive). A change in progress has generation ``_IN_FLIGHT``.
+        self._generation = 0
+        self._local: dict[tuple[str, str], tuple[float, KillRecord | None]] = {}
         if store is not None:
             self._install(store.load_kills())
 
@@ -98,9 +107,11 @@ class KillSwitch:
         with self._lock:
             self._set(rec)
             self._refresh()
+            self._local[rec.key] = (_IN_FLIGHT, rec)
         if self._store is not None:
             try:
                 self._store.put_kill(rec)
+                self._settle(rec.key, rec)
             except StoreError:
                 # The store is unreachable: this process stops the target anyway (a kill must
                 # never be lost to an outage) and persists it when the store is back.
@@ -132,20 +143,56 @@ class KillSwitch:
         """Lift the kill on ``target`` in ``scope``; returns the record lifted, if any."""
         if scope == "global":
             target = "*"
-        if self._store is not None:
-            self._store.delete_kill(scope, target)
+        key = (scope, target)
+        # Lifted here first, then in the store: a poll in between must not see the record gone
+        # from memory before this call has taken it (it would report "nothing to revive").
         with self._lock:
             rec = self._pop(scope, target)
             self._refresh()
+            if self._store is not None:
+                self._local[key] = (_IN_FLIGHT, None)
+        if self._store is not None:
+            try:
+                self._store.delete_kill(scope, target)
+            except BaseException:
+                with self._lock:  # the store still holds the kill: so does this process
+                    self._local.pop(key, None)
+                    if rec is not None:
+                        self._set(rec)
+                    self._refresh()
+                raise
+            self._settle(key, None)
         return rec
 
+    @property
+    def generation(self) -> int:
+        """The number of local changes so far; read it before a poll, pass it to replace_all."""
+        return self._generation
+
+    def _settle(self, key: tuple[str, str], rec: KillRecord | None) -> None:
+        """A local change is committed: snapshots read from now on include it."""
+        with self._lock:
+            self._generation += 1
+            self._local[key] = (self._generation, rec)
+
     def replace_all(
-        self, records: Iterable[KillRecord]
+        self, records: Iterable[KillRecord], *, since: int | None = None
     ) -> tuple[list[KillRecord], list[KillRecord]]:
-        """Adopt the store's state (another process changed it); returns ``(added, removed)``."""
+        """Adopt the store's state (another process changed it); returns ``(added, removed)``.
+
+        ``since`` is :attr:`generation` read before the snapshot was: local changes committed
+        after that (or still in progress) are laid over the snapshot, which may predate them.
+        """
         new = {r.key: r for r in records}
         with self._lock:
             new.update(self._unpersisted)
+            for key, (gen, rec) in self._local.items():
+                if since is None or gen > since:
+                    if rec is None:
+                        new.pop(key, None)
+                    else:
+                        new[key] = rec
+            self._forget(since)
             old = {r.key: r for r in self._records()}
             self._global = None
             self._agents = {}
@@ -156,6 +203,21 @@ class KillSwitch:
         added = [r for k, r in new.items() if old.get(k) != r]
         removed = [r for k, r in old.items() if k not in new]
         return added, removed
+
+    def forget_before(self, since: int) -> None:
+        """Drop local changes a snapshot read after generation ``since`` already shows.
+
+        Called for a poll that found the store unchanged (then what was adopted last already
+        shows every change committed before ``since``), so the memory stays small.
+        """
+        with self._lock:
+            self._forget(since)
+
+    def _forget(self, since: int | None) -> None:
+        if since is not None and self._local:
+            stale = [k for k, (gen, _) in self._local.items() if gen <= since]
+            for key in stale:
+                del self._local[key]
 
     def expire(self) -> list[KillRecord]:
         """Remove records whose TTL ran out (from memory and store); returns them."""
