@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from redline import AgentEvent, Anomaly, Monitor, parse_config
+from redline.config import LoopConfig
 from redline.detect.drift import total_variation
-from redline.detect.patterns import action_name
+from redline.detect.patterns import LoopDetector, action_name
 from redline.testing import ManualClock
 
 NOW = 1_700_000_040.0  # 2023-11-14 22:14:00 UTC, a whole minute
@@ -330,6 +331,27 @@ def test_loop_cooldown() -> None:
         h.record(event_type="tool_call", tool="search", data={"args": "same"})
     assert h.kinds() == ["loop", "loop"]
     h.close()
+
+
+def test_loop_memory_is_bounded_without_forgetting_a_loop_in_progress() -> None:
+    """Thousands of distinct calls keep at most two generations of 128 per agent (the rest is
+    counted as evicted), and a loop whose repeats are 100 distinct calls apart is still caught.
+    """
+    clock = ManualClock(1_000.0)
+    detector = LoopDetector(LoopConfig(repeats=3), clock.time)
+    fired = []
+    for i in range(5_000):
+        args = "same" if i % 100 == 0 else f"q-{i}"
+        anomaly = detector.observe(AgentEvent(agent="a", timestamp=clock.time(), tool="t",
+                                              event_type="tool_call", data={"args": args}), "t")
+        fired += [anomaly] if anomaly is not None else []
+        clock.advance(0.01)
+    current, previous = detector._seen["a"]
+    assert len(current) <= 128
+    assert len(previous) <= 128
+    assert detector.evicted >= 5_000 - 256 - 50
+    assert fired
+    assert all(a.details["tool"] == "t" for a in fired)
 
 
 def test_loop_can_kill_the_session() -> None:

@@ -193,3 +193,15 @@ def test_redaction_can_be_turned_off() -> None:
     (stored,) = m.get_events()
     m.close()
     assert stored["data"] == {"password": "p"}
+
+
+def test_short_text_skips_the_regex_but_short_secrets_are_still_caught() -> None:
+    """Short text without ``@`` cannot hold a built-in match and skips the regex; a short email
+    still does not, and a custom pattern applies to text of any length."""
+    r = Redactor()
+    assert r.scrub({"args": "q-12"}) == {"args": "q-12"}
+    assert r.scrub({"args": "a@b.io"}) == {"args": "[REDACTED:email]"}
+    assert r.scrub_text("q-12") == "q-12"
+    custom = Redactor(patterns={"key": r"sk-[a-z]{3}"})
+    assert custom.scrub({"args": "sk-abc"}) == {"args": "[REDACTED:key]"}
+    assert custom.scrub_text("sk-abc") == "[REDACTED:key]"

@@ -11,7 +11,7 @@ import pytest
 from redline import METRIC_NAMES, AgentEvent, MetricSnapshot, Monitor, parse_config
 from redline.metrics.sketch import ACCURACY, bucket_of, quantile, value_of
 from redline.metrics.snapshot import metric_getter, snapshot_of
-from redline.metrics.windows import AgentWindows, Totals
+from redline.metrics.windows import AgentWindows, Totals, sum_recent
 from redline.testing import ManualClock
 
 NOW = 1_700_000_040.0  # a whole minute, so baseline intervals line up with the clock
@@ -323,13 +323,21 @@ def test_idle_agents_are_evicted_to_make_room(clock: ManualClock) -> None:
 
 
 def test_windows_roll_once_per_second() -> None:
-    """Events within one second share the open bucket; a new second closes it into the totals."""
+    """Events within one second share the open bucket; a new second closes it into the totals.
+
+    The first event of a new second is folded straight into the totals (no one-event bucket to
+    merge later); the second's further events share the open bucket again.
+    """
     w = AgentWindows("a", (10,), start=100.0)
     w.observe(AgentEvent(timestamp=100.2, agent="a"))
     w.observe(AgentEvent(timestamp=100.7, agent="a"))
     assert (w.closed(10).count, w.cur.count) == (0, 2)
     w.observe(AgentEvent(timestamp=101.0, agent="a"))
-    assert (w.closed(10).count, w.cur.count) == (2, 1)
+    assert (w.closed(10).count, w.cur.count) == (3, 0)
+    w.observe(AgentEvent(timestamp=101.5, agent="a"))
+    assert (w.closed(10).count, w.cur.count) == (3, 1)
+    w.roll(111)  # everything up to second 101 has left the 10 s window
+    assert (w.closed(10).count, w.closed(10).types, w.closed(10).hist) == (0, {}, {})
 
 
 def test_interval_hook_reports_each_closed_interval_and_the_gap() -> None:
@@ -430,3 +438,98 @@ def test_ad_hoc_window_longer_than_every_configured_one_counts_to_the_minute() -
     assert snap.event_count == 40
     assert snap.cost_per_minute == 40.0 / 60.0
     monitor.close()
+
+
+def _brute_force(events: list[AgentEvent]) -> dict[str, Any]:
+    """What a total over ``events`` must hold, computed the slow, obvious way."""
+    out: dict[str, Any] = {"count": len(events), "types": {}, "hist": {}, "tools": {},
+                           "models": {}, "cost": 0.0, "tok_in": 0, "tool_failures": 0}
+    for e in events:
+        out["types"][e.event_type] = out["types"].get(e.event_type, 0) + 1
+        out["cost"] += e.cost_usd or 0.0
+        out["tok_in"] += e.tokens_in or 0
+        if e.latency_ms is not None:
+            b = bucket_of(e.latency_ms)
+            out["hist"][b] = out["hist"].get(b, 0) + 1
+        if e.tool is not None or e.event_type == "tool_call":
+            failed = e.status not in (None, "ok")
+            row = out["tools"].setdefault(e.tool or "unknown", [0, 0])
+            row[0] += 1
+            row[1] += failed
+            out["tool_failures"] += failed
+        if e.model is not None:
+            out["models"][e.model] = out["models"].get(e.model, 0) + 1
+    return out
+
+
+def _held(t: Totals) -> dict[str, Any]:
+    return {"count": t.count, "types": t.types, "hist": t.hist, "cost": t.cost,
+            "tools": {k: [int(r[0]), int(r[1])] for k, r in t.tools.items()},
+            "models": {k: int(r[0]) for k, r in t.models.items()}, "tok_in": t.tok_in,
+            "tool_failures": t.tool_failures}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_window_totals_match_a_brute_force_count_at_any_rate(seed: int) -> None:
+    """Sparse seconds (folded events) and busy ones (shared buckets) expire exactly.
+
+    Rates change from one event every few seconds to many per second, with late events, so both
+    kinds of window entry are created, merged and expired; at every step the totals of each
+    window, of an ad-hoc shorter window and of the lifetime equal a count over the raw events.
+    """
+    rng = random.Random(seed)
+    w = AgentWindows("a", (10, 60), start=1000.0)
+    t = 1000.0
+    open_second = 1000
+    # Each event with the second it is counted under: a late event counts in the open bucket.
+    counted: list[tuple[AgentEvent, int]] = []
+    for step in range(1500):
+        t += rng.choice([0.0, 0.01, 0.3, 1.0, 2.5, 7.0]) if step % 200 < 100 else 0.05
+        late = rng.random() < 0.05
+        e = AgentEvent(
+            timestamp=t - rng.uniform(0.0, 5.0) if late else t, agent="a",
+            event_type=rng.choice(["action", "denial", "error", "llm_call", "tool_call"]),
+            cost_usd=rng.choice([None, 0.25, 0.5]), latency_ms=rng.choice([None, 3.0, 120.0]),
+            tokens_in=rng.choice([None, 7]), tool=rng.choice([None, "search", "pay"]),
+            status=rng.choice([None, "ok", "error"]), model=rng.choice([None, "m1", "m2"]),
+        )
+        assert w.observe(e)
+        open_second = max(open_second, int(e.timestamp))
+        counted.append((e, open_second))
+        if step % 7 == 0:
+            now = t + rng.choice([0.0, 3.0, 30.0])
+            second = int(now)
+            for size in (10, 60):
+                closed, cur = w.window(size, now)
+                total = Totals()
+                total.add(closed)
+                total.add(cur)
+                _assert_holds(total, [x for x, s in counted if s > second - size])
+            _assert_holds(sum_recent(w, 30, now), [x for x, s in counted if s > second - 30])
+            assert w.lifetime_totals().count == len(counted)
+            t = max(t, now)
+            open_second = max(open_second, second)
+
+
+def _assert_holds(t: Totals, events: list[AgentEvent]) -> None:
+    """``t`` holds exactly ``events``: counts by type, tool and model, latency buckets, sums."""
+    types: dict[str, int] = {}
+    hist: dict[int, int] = {}
+    tools: dict[str, list[int]] = {}
+    models: dict[str, int] = {}
+    for e in events:
+        types[e.event_type] = types.get(e.event_type, 0) + 1
+        if e.latency_ms is not None:
+            hist[bucket_of(e.latency_ms)] = hist.get(bucket_of(e.latency_ms), 0) + 1
+        if e.tool is not None or e.event_type == "tool_call":
+            row = tools.setdefault(e.tool or "unknown", [0, 0])
+            row[0] += 1
+            row[1] += e.status not in (None, "ok")
+        if e.model is not None:
+            models[e.model] = models.get(e.model, 0) + 1
+    assert (t.count, t.types, t.hist, t.tok_in) == (
+        len(events), types, hist, sum(e.tokens_in or 0 for e in events))
+    assert {k: [int(r[0]), int(r[1])] for k, r in t.tools.items()} == tools
+    assert {k: int(r[0]) for k, r in t.models.items()} == models
+    assert t.tool_failures == sum(r[1] for r in tools.values())
+    assert t.cost == pytest.approx(sum(e.cost_usd or 0.0 for e in events), abs=1e-9)

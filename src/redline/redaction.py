@@ -16,6 +16,7 @@ needs scrubbing is copied along the path that changed.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -66,8 +67,12 @@ _NOT_SECRET: Final = frozenset(
 
 _EMAIL = r"(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})"
 _CARD = r"(?P<card>\b(?:\d[ -]?){12,18}\d\b)"
-_MEMO_LIMIT: Final = 65_536
+_MEMO_LIMIT: Final = 8_192
 _MEMO_MAX_LEN: Final = 256
+#: The shortest text the card pattern can match (13 digits); shorter text without an ``@`` cannot
+#: match a built-in pattern, so it skips the regex and the memo (tool arguments are often short
+#: and unique: remembering them would only churn the memo).
+_CARD_MIN_LEN: Final = 13
 _MAX_DEPTH: Final = 32
 
 
@@ -112,6 +117,8 @@ class Redactor:
             self._names.append(name)
             parts.append(f"(?P<{group}>{rx})")
         self._value_rx = re.compile("|".join(parts)) if parts else None
+        # Custom patterns can match anything: then every new string goes through the regex.
+        self._plain_below = 0 if patterns else (_CARD_MIN_LEN if cards else sys.maxsize)
         self._key_memo: dict[str, bool] = {}
         self._value_memo: dict[str, str | None] = {}
         self.redacted_count = 0
@@ -131,7 +138,7 @@ class Redactor:
     def scrub_text(self, text: str) -> str:
         """``text`` with every pattern match replaced by ``[REDACTED:<name>]``."""
         rx = self._value_rx
-        if rx is None:
+        if rx is None or (len(text) < self._plain_below and "@" not in text):
             return text
         short = len(text) <= _MEMO_MAX_LEN
         if short:
@@ -167,12 +174,15 @@ class Redactor:
         # already judged clean. Most payloads repeat their keys and many their values.
         key_memo = self._key_memo
         value_memo = self._value_memo
+        plain_below = self._plain_below
         for key, value in data.items():
             if key_memo.get(key, True):
                 break
             cls = type(value)
             if cls is str:
-                if value_memo.get(value, 0) is not None:
+                if value_memo.get(value, 0) is not None and (
+                    len(value) >= plain_below or "@" in value
+                ):
                     break
             elif not (value is None or cls is int or cls is float or cls is bool):
                 break

@@ -67,8 +67,12 @@ _PREVIEW_BYTES: Final = 1024
 _texts = operator.attrgetter(*_TEXT_FIELDS)
 
 
-def _texts_ok(event: AgentEvent) -> bool:
-    """Whether every text field and tag is a string (or ``None``) that UTF-8 can encode."""
+def _texts_ok(event: Any) -> bool:
+    """Whether every text field and tag is a string (or ``None``) that UTF-8 can encode.
+
+    ``event`` is an ``AgentEvent`` whose fields may hold anything (msgspec does not check types
+    when a struct is constructed), hence ``Any``: compiled builds must not assume the types.
+    """
     if not (event.agent.isascii() or _utf8_ok(event.agent)) or not (
         event.event_type.isascii() or _utf8_ok(event.event_type)
     ):
@@ -145,25 +149,27 @@ class EventValidator:
     # -- the hot path ---------------------------------------------------------------------
     def check(self, event: Any) -> AgentEvent | None:
         """The event to record (possibly repaired), or ``None`` when rejected."""
+        # Read through ``raw`` (``Any``): an AgentEvent's fields are unchecked until here.
+        raw: Any = event
         if type(event) is AgentEvent:
-            t = event.timestamp
-            c = event.cost_usd
-            lat = event.latency_ms
-            agent = event.agent
-            data = event.data
+            t = raw.timestamp
+            c = raw.cost_usd
+            lat = raw.latency_ms
+            agent = raw.agent
+            data = raw.data
             if (
                 type(t) is float
                 and -_INF < t < self._now() + self.max_clock_skew
                 and type(agent) is str
                 and agent
                 and not agent.isspace()
-                and type(event.event_type) is str
-                and event.event_type
+                and type(raw.event_type) is str
+                and raw.event_type
                 and (c is None or (type(c) is float and 0.0 <= c < _MAX_NUMBER))
                 and (lat is None or (type(lat) is float and 0.0 <= lat < _MAX_NUMBER))
                 and type(data) is dict
-                and type(event.tags) is list
-                and _texts_ok(event)
+                and type(raw.tags) is list
+                and _texts_ok(raw)
             ):
                 if data and not self._small_flat(data):
                     try:
@@ -172,15 +178,11 @@ class EventValidator:
                         return self._slow(event)
                     if size > self.max_data_bytes:
                         return self._slow(event)
-                if (
-                    event.tokens_in is None
-                    and event.tokens_out is None
-                    and (event.tokens_cached is None)
-                ):
+                if raw.tokens_in is None and raw.tokens_out is None and raw.tokens_cached is None:
                     return event
                 if all(
                     v is None or (type(v) is int and v >= 0)
-                    for v in (event.tokens_in, event.tokens_out, event.tokens_cached)
+                    for v in (raw.tokens_in, raw.tokens_out, raw.tokens_cached)
                 ):
                     return event
             return self._slow(event)
@@ -255,7 +257,8 @@ class EventValidator:
         event = AgentEvent(**kwargs)
         return self._slow(event)
 
-    def _slow(self, event: AgentEvent) -> AgentEvent | None:
+    def _slow(self, event: Any) -> AgentEvent | None:
+        """Repair or reject field by field (``event``'s fields may hold anything: ``Any``)."""
         notes: dict[str, Any] = {}
         changes: dict[str, Any] = {}
 
@@ -353,9 +356,8 @@ class EventValidator:
         if data is not event.data:
             changes["data"] = data
 
-        if not changes:
-            return event
-        return msgspec.structs.replace(event, **changes)
+        repaired: AgentEvent = event if not changes else msgspec.structs.replace(event, **changes)
+        return repaired
 
     def _repair_data(self, data: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -20,7 +20,8 @@ from redline.events import AgentEvent
 __all__ = ["LoopDetector", "StuckDetector", "SuspiciousDetector", "action_name"]
 
 _ACTION_TYPES = frozenset({"action", "tool_call"})
-_MAX_KEYS_PER_AGENT = 256
+#: Calls remembered per agent and generation (see :class:`LoopDetector`).
+_GENERATION_KEYS = 128
 _MAX_AGENTS = 100_000
 _encode = msgspec.json.Encoder().encode
 
@@ -59,13 +60,22 @@ class LoopDetector:
 
     Only calls whose arguments are known count (``data["args"]``, ``["arguments"]`` or
     ``["input"]``): a bare action repeated is the stuck detector's business, not a loop.
+
+    Memory per agent is bounded by two generations of at most ``_GENERATION_KEYS`` calls each:
+    when the current generation fills, the previous one is dropped whole (counted in
+    ``evicted``) and the current one becomes previous. A call seen in the previous generation
+    moves to the current one, so a loop in progress is never forgotten; only calls not repeated
+    within the last 256 distinct ones are. Each call is keyed by one int (the hash of tool and
+    arguments) and a first sighting keeps a bare timestamp, so most entries cost ~100 bytes.
     """
 
     def __init__(self, config: LoopConfig, clock: Callable[[], float]) -> None:
         self.config = config
         self._now = clock
-        self._seen: dict[str, dict[tuple[str, int], tuple[float, ...]]] = {}
-        self._fired: dict[tuple[str, str, int], float] = {}
+        # agent -> [current generation, previous generation]; each maps a call's key to the
+        # timestamp of its first sighting, or a tuple of the last ``repeats`` timestamps.
+        self._seen: dict[str, list[dict[int, float | tuple[float, ...]]]] = {}
+        self._fired: dict[tuple[str, int], float] = {}
         self.evicted = 0
 
     def observe(self, event: AgentEvent, name: str) -> Anomaly | None:
@@ -73,28 +83,35 @@ class LoopDetector:
         args = _args_hash(event.data)
         if args is None:
             return None
-        cfg = self.config
-        per_agent = self._seen.get(event.agent)
-        if per_agent is None:
+        agent = event.agent
+        generations = self._seen.get(agent)
+        if generations is None:
             if len(self._seen) >= _MAX_AGENTS:
-                self._seen.pop(next(iter(self._seen)))
-                self.evicted += 1
-            per_agent = self._seen[event.agent] = {}
-        key = (name, args)
-        times = per_agent.get(key)
+                dropped = self._seen.pop(next(iter(self._seen)))
+                self.evicted += len(dropped[0]) + len(dropped[1])
+            generations = self._seen[agent] = [{}, {}]
+        current = generations[0]
+        key = hash((name, args))
         ts = event.timestamp
-        if times is None:
-            if len(per_agent) >= _MAX_KEYS_PER_AGENT:
-                per_agent.pop(next(iter(per_agent)))
-                self.evicted += 1
-            # A plain tuple of the last ``repeats`` times: a fifth of a deque's memory.
-            per_agent[key] = (ts,)
-            return None
-        times = (*times[1 - cfg.repeats :], ts) if len(times) >= cfg.repeats else (*times, ts)
-        per_agent[key] = times
+        seen = current.get(key)
+        if seen is None:
+            seen = generations[1].pop(key, None)
+            if seen is None:
+                if len(current) >= _GENERATION_KEYS:
+                    self.evicted += len(generations[1])
+                    generations[1] = current
+                    current = generations[0] = {}
+                current[key] = ts
+                return None
+        cfg = self.config
+        if isinstance(seen, float):
+            times: tuple[float, ...] = (seen, ts)
+        else:
+            times = (*seen[1 - cfg.repeats :], ts) if len(seen) >= cfg.repeats else (*seen, ts)
+        current[key] = times
         if len(times) < cfg.repeats or ts - times[0] > cfg.window_seconds:
             return None
-        fired_key = (event.agent, name, key[1])
+        fired_key = (agent, key)
         now = self._now()
         last = self._fired.get(fired_key)
         if last is not None and now - last < cfg.cooldown_seconds:
@@ -102,11 +119,11 @@ class LoopDetector:
         if len(self._fired) >= _MAX_AGENTS:
             self._fired.clear()
         self._fired[fired_key] = now
-        del per_agent[key]
+        del current[key]
         return Anomaly(
             kind="loop",
             rule="loop",
-            agent=event.agent,
+            agent=agent,
             session_id=event.session_id,
             severity=cfg.severity,
             action=cfg.action,

@@ -23,13 +23,19 @@ _ZERO_BUCKET: Final = -(2**31)
 _MIN_VALUE: Final = 1e-6
 _log = math.log
 _ceil = math.ceil
+#: Bucket indices of 1e-6 .. 1e15 (every latency validation lets through), as shared int objects:
+#: a fresh int per sample would be a separate 32-byte object in every per-second histogram.
+_LOW: Final = _ceil(_log(_MIN_VALUE) * _INV_LOG_GAMMA)
+_INTERNED: Final = tuple(range(_LOW, _ceil(_log(1e15) * _INV_LOG_GAMMA) + 1))
 
 
 def bucket_of(value: float) -> int:
     """The bucket index of a non-negative value (values below 1e-6 share one bucket)."""
     if value < _MIN_VALUE:
         return _ZERO_BUCKET
-    return _ceil(_log(value) * _INV_LOG_GAMMA)
+    b = _ceil(_log(value) * _INV_LOG_GAMMA)
+    i = b - _LOW
+    return _INTERNED[i] if i < len(_INTERNED) else b
 
 
 def value_of(bucket: int) -> float:

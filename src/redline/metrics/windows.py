@@ -1,11 +1,19 @@
 """Sliding windows of per-second buckets with running totals.
 
 The peer rescans every in-window event up to three times per ``record()``; this module never
-iterates a window on the hot path. Each agent has one *open* bucket for the current second. An
-event updates that bucket and nothing else. When the second changes (at most once a second per
-agent) the bucket is *closed*: added into the running total of every configured window, into the
-current baseline interval and into the lifetime totals, and buckets that fell out of a window are
-subtracted from its total. A snapshot is then ``closed total + open bucket``: O(1) in events.
+iterates a window on the hot path. Each agent has one *open* bucket for the current second. The
+first event of a second is *folded* straight into the running total of every configured window
+(and the current minute), and remembered as a compact contribution tuple so it can leave the
+window again; further events of that second update the open bucket only. When the second changes
+the open bucket, if it holds anything, is *closed*: added into every window total and the minute,
+and entries that fell out of a window are subtracted from its total. A snapshot is then
+``closed total + open bucket``: O(1) in events.
+
+Why fold the first event: at low rates (an agent acting every few seconds) nearly every event
+opens a new second, and closing a one-event bucket cost three generic merges per event (window,
+minute, expiry). A fold is one specialised update per total, and a tuple is a fifth of a bucket's
+memory. At high rates a second's first event is folded and the rest share one bucket, so the cost
+per event stays flat as the rate grows.
 
 Late events (older than the open second but still inside the largest window) are counted in the
 open bucket, so they leave the window a little later than their timestamp says; events older than
@@ -19,10 +27,19 @@ from collections.abc import Callable
 from typing import Any
 
 from redline.events import AgentEvent
-from redline.metrics.sketch import _INV_LOG_GAMMA, _MIN_VALUE, _ZERO_BUCKET, _ceil, _log
+from redline.metrics.sketch import (
+    _INTERNED,
+    _INV_LOG_GAMMA,
+    _LOW,
+    _MIN_VALUE,
+    _ZERO_BUCKET,
+    _ceil,
+    _log,
+)
 
 __all__ = ["AgentWindows", "IntervalHook", "Totals"]
 
+_N_INTERNED = len(_INTERNED)
 _OK_STATUSES = frozenset({"ok", "success", "succeeded", "completed"})
 
 
@@ -173,6 +190,141 @@ def _merge_lists(into: dict[str, list[float]], other: dict[str, list[float]], si
             del into[key]
 
 
+#: One event's share of a total: ``(timestamp, event_type, cost_usd, latency_ms, latency_bucket,
+#: (tokens_in, tokens_out, tokens_cached) | None, tool | None, tool_failed, model)``. Built once
+#: per event; folded into totals and, for a second's first event, kept in the window's deque until
+#: it expires (its second is ``int(timestamp)``: only on-time events are kept this way).
+Contribution = tuple[
+    float,
+    str,
+    "float | None",
+    "float | None",
+    int,
+    "tuple[int | None, int | None, int | None] | None",
+    "str | None",
+    bool,
+    "str | None",
+]
+
+
+def _apply(t: Totals, c: Contribution) -> None:
+    """Add one event's contribution to ``t``."""
+    ts, etype, cost, latency, b, tokens, tool, failed, model = c
+    t.count += 1
+    if ts > t.last_ts:
+        t.last_ts = ts
+    types = t.types
+    types[etype] = types.get(etype, 0) + 1
+    if cost:
+        t.cost += cost
+    if latency is not None:
+        t.lat_sum += latency
+        t.lat_n += 1
+        hist = t.hist
+        if hist is not _NO_HIST:
+            hist[b] = hist.get(b, 0) + 1
+    if tokens is not None:
+        t.tok_in += tokens[0] or 0
+        t.tok_out += tokens[1] or 0
+        t.tok_cached += tokens[2] or 0
+    if tool is not None:
+        t.tool_calls += 1
+        row = t.tools.get(tool)
+        if row is None:
+            row = t.tools[tool] = [0, 0, 0.0, 0]
+        row[0] += 1
+        if failed:
+            t.tool_failures += 1
+            row[1] += 1
+        if latency is not None:
+            row[2] += latency
+            row[3] += 1
+    if model is not None:
+        mrow = t.models.get(model)
+        if mrow is None:
+            mrow = t.models[model] = [0, 0.0, 0, 0, 0]
+        mrow[0] += 1
+        if cost:
+            mrow[1] += cost
+        if tokens is not None:
+            mrow[2] += tokens[0] or 0
+            mrow[3] += tokens[1] or 0
+            mrow[4] += tokens[2] or 0
+
+
+def _unapply(t: Totals, c: Contribution) -> None:
+    """Take one event's contribution back out of ``t``; zeroed keys are dropped."""
+    _, etype, cost, latency, b, tokens, tool, failed, model = c
+    t.count -= 1
+    types = t.types
+    n = types.get(etype, 0) - 1
+    if n > 0:
+        types[etype] = n
+    else:
+        types.pop(etype, None)
+    if cost:
+        t.cost -= cost
+    if latency is not None:
+        t.lat_sum -= latency
+        t.lat_n -= 1
+        hist = t.hist
+        n = hist.get(b, 0) - 1
+        if n > 0:
+            hist[b] = n
+        else:
+            hist.pop(b, None)
+    if tokens is not None:
+        t.tok_in -= tokens[0] or 0
+        t.tok_out -= tokens[1] or 0
+        t.tok_cached -= tokens[2] or 0
+    if tool is not None:
+        t.tool_calls -= 1
+        if failed:
+            t.tool_failures -= 1
+        row = t.tools.get(tool)
+        if row is not None:
+            row[0] -= 1
+            if failed:
+                row[1] -= 1
+            if latency is not None:
+                row[2] -= latency
+                row[3] -= 1
+            if row[0] <= 0:
+                del t.tools[tool]
+    if model is not None:
+        mrow = t.models.get(model)
+        if mrow is not None:
+            mrow[0] -= 1
+            if cost:
+                mrow[1] -= cost
+            if tokens is not None:
+                mrow[2] -= tokens[0] or 0
+                mrow[3] -= tokens[1] or 0
+                mrow[4] -= tokens[2] or 0
+            if mrow[0] <= 0:
+                del t.models[model]
+    if t.count <= 0:
+        # Floating-point sums drift; an empty window is exactly empty.
+        t.cost = t.lat_sum = 0.0
+        t.count = t.lat_n = 0
+
+
+def _expire(entries: deque[Totals | Contribution], closed: Totals, horizon: int) -> None:
+    """Subtract from ``closed`` every entry of a second at or before ``horizon``."""
+    while entries:
+        head = entries[0]
+        if isinstance(head, Totals):
+            if head.second > horizon:
+                return
+            entries.popleft()
+            closed.subtract(head)
+        else:
+            if int(head[0]) > horizon:
+                return
+            entries.popleft()
+            _unapply(closed, head)
+
+
 #: ``hook(windows, interval_totals, interval_start, empty_intervals_after)``: called when a
 #: baseline interval closes.
 IntervalHook = Callable[["AgentWindows", Totals, int, int], None]
@@ -220,7 +372,7 @@ class AgentWindows:
         self._minutes: deque[Totals] = deque()
         self.cur = Totals(second)
         self._closed: dict[int, Totals] = {w: Totals() for w in windows}
-        self._buckets: dict[int, deque[Totals]] = {w: deque() for w in windows}
+        self._buckets: dict[int, deque[Totals | Contribution]] = {w: deque() for w in windows}
         self.lifetime = Totals()
         self._interval = interval
         self._by_minute = interval % 60 == 0
@@ -234,64 +386,56 @@ class AgentWindows:
         cur = self.cur
         ts = event.timestamp
         second = int(ts)
+        first = False
         if second != cur.second:
             if second > cur.second:
                 self.roll(second)
                 cur = self.cur
+                first = True
             elif second <= cur.second - self._max_window:
                 return False
-        cur.count += 1
-        if ts > cur.last_ts:
-            cur.last_ts = ts
-        types = cur.types
-        etype = event.event_type
-        types[etype] = types.get(etype, 0) + 1
-        cost = event.cost_usd
-        if cost:
-            cur.cost += cost
         latency = event.latency_ms
-        if latency is not None:
-            cur.lat_sum += latency
-            cur.lat_n += 1
-            # bucket_of(), inlined: this is the hottest line in Redline.
-            b = _ceil(_log(latency) * _INV_LOG_GAMMA) if latency >= _MIN_VALUE else _ZERO_BUCKET
-            hist = cur.hist
-            hist[b] = hist.get(b, 0) + 1
-        if (
-            event.tokens_in is not None
-            or event.tokens_out is not None
-            or (event.tokens_cached is not None)
-        ):
-            cur.tok_in += event.tokens_in or 0
-            cur.tok_out += event.tokens_out or 0
-            cur.tok_cached += event.tokens_cached or 0
+        tin = event.tokens_in
+        tout = event.tokens_out
+        tcached = event.tokens_cached
+        etype = event.event_type
         tool = event.tool
+        b = 0
+        if latency is not None:
+            if latency >= _MIN_VALUE:
+                # bucket_of(), inlined: this is the hottest line in Redline.
+                b = _ceil(_log(latency) * _INV_LOG_GAMMA)
+                if b - _LOW < _N_INTERNED:
+                    b = _INTERNED[b - _LOW]
+            else:
+                b = _ZERO_BUCKET
+        failed = False
         if tool is not None or etype == "tool_call":
-            failed = event.status is not None and event.status not in _OK_STATUSES
-            cur.tool_calls += 1
-            if failed:
-                cur.tool_failures += 1
-            key = tool or "unknown"
-            row = cur.tools.get(key)
-            if row is None:
-                row = cur.tools[key] = [0, 0, 0.0, 0]
-            row[0] += 1
-            if failed:
-                row[1] += 1
-            if latency is not None:
-                row[2] += latency
-                row[3] += 1
-        model = event.model
-        if model is not None:
-            mrow = cur.models.get(model)
-            if mrow is None:
-                mrow = cur.models[model] = [0, 0.0, 0, 0, 0]
-            mrow[0] += 1
-            if cost:
-                mrow[1] += cost
-            mrow[2] += event.tokens_in or 0
-            mrow[3] += event.tokens_out or 0
-            mrow[4] += event.tokens_cached or 0
+            status = event.status
+            failed = status is not None and status not in _OK_STATUSES
+            tool = tool or "unknown"
+        c: Contribution = (
+            ts,
+            etype,
+            event.cost_usd,
+            latency,
+            b,
+            None if tin is None and tout is None and tcached is None else (tin, tout, tcached),
+            tool,
+            failed,
+            event.model,
+        )
+        if first:
+            # The second's first event goes straight into the running totals (see the module
+            # docstring); the open bucket stays empty unless the second gets more events.
+            for w in self._windows:
+                self._buckets[w].append(c)
+                _apply(self._closed[w], c)
+            _apply(self._minute, c)
+            if not self._by_minute:
+                _apply(self._interval_acc, c)
+        else:
+            _apply(cur, c)
         return True
 
     # -- once a second at most ------------------------------------------------------------
@@ -307,14 +451,13 @@ class AgentWindows:
             for w in self._windows:
                 self._buckets[w].append(cur)
                 self._closed[w].add(cur)
+            self.cur = Totals(second)
+        else:
+            cur.second = second  # nothing to close: reuse the empty bucket
         for w in self._windows:
             buckets = self._buckets[w]
             if buckets:
-                closed = self._closed[w]
-                horizon = second - w
-                while buckets and buckets[0].second <= horizon:
-                    closed.subtract(buckets.popleft())
-        self.cur = Totals(second)
+                _expire(buckets, self._closed[w], second - w)
         minute = second - second % 60
         if minute != self._minute.second:
             minutes = self._minutes
@@ -387,9 +530,12 @@ def sum_recent(windows: AgentWindows, seconds: int, now: float) -> Totals:
     out = Totals()
     horizon = int(now) - seconds
     if seconds <= largest:
-        for bucket in windows._buckets[largest]:
-            if bucket.second > horizon:
-                out.add(bucket)
+        for entry in windows._buckets[largest]:
+            if isinstance(entry, Totals):
+                if entry.second > horizon:
+                    out.add(entry)
+            elif int(entry[0]) > horizon:
+                _apply(out, entry)
     else:
         # Minute resolution: a minute counts when it started inside the window.
         for minute in windows._minutes:
