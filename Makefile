@@ -5,7 +5,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck check bench clean
+# The hot path compiled in place with mypyc (the modules listed in pyproject.toml's mypyc hook).
+# Rebuilt whenever one of them changes; without a C compiler everything runs as pure Python.
+COMPILED_SRC := $(shell sed -n '/hooks.mypyc\]/,/^\]/s/^ *"src\/\(redline\/[^"]*\.py\)",*$$/\1/p' pyproject.toml)
+COMPILED     := src/redline/.compiled-$(shell cat $(addprefix src/,$(COMPILED_SRC)) pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test test-pure lint typecheck check bench compiled clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,11 +19,25 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(COMPILED): $(STAMP) $(addprefix src/,$(COMPILED_SRC))
+	rm -f src/redline/.compiled-*
+	find src -name '*.so' -delete
+	cd src && ../$(VENV)/bin/mypyc $(COMPILED_SRC) > ../$(VENV)/mypyc.log 2>&1 \
+	  && touch ../$@ \
+	  || { find . -name '*.so' -delete; echo "mypyc failed (see $(VENV)/mypyc.log): running pure Python"; }
+	rm -rf src/build
+
+compiled: $(COMPILED)
+
+demo: $(COMPILED)
 	$(PY) examples/demo.py
 
-test: $(STAMP)
+test: $(COMPILED)
 	$(PY) -m pytest -q
+
+# The same suite on the pure-Python modules (what a source install without a compiler runs).
+test-pure: $(STAMP)
+	REDLINE_PURE_PYTHON=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
@@ -29,8 +48,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-bench: $(STAMP)
+bench: $(COMPILED)
 	$(PY) bench/record.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/build src/.mypy_cache
+	find src -name '*.so' -delete
+	rm -f src/redline/.compiled-*

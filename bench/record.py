@@ -49,6 +49,7 @@ import yaml
 
 from _peer_record import AGENT_WINDOW, Mix, percentiles
 from redline import AgentEvent, Monitor, parse_config
+from redline._compiled import compiled_modules
 from redline.store.base import EventQuery
 from redline.testing import ManualClock
 
@@ -611,6 +612,9 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpu": cpu,
+        # Which build of the per-event path ran (``make`` compiles it with mypyc;
+        # REDLINE_PURE_PYTHON=1 forces the pure-Python source).
+        "build": "compiled (mypyc)" if compiled_modules() else "pure Python",
     }
 
 
@@ -709,8 +713,8 @@ def main(argv: list[str] | None = None) -> int:
     load = "/".join(f"{x:.1f}" for x in (*m["loadavg_at_start"][:1], *m["loadavg_at_end"][:1]))
     print(f"Redline record() benchmark: {'--quick' if quick else 'full'} run, "
           f"{results['seconds']:.0f} s wall ({results['cpu_seconds']:.0f} s CPU in this process, "
-          f"peer subprocess excluded); nproc {m['nproc']}, Python {m['python']}, {m['cpu']}; "
-          f"load average at start/end {load}")
+          f"peer subprocess excluded); Redline build: {m['build']}; nproc {m['nproc']}, "
+          f"Python {m['python']}, {m['cpu']}; load average at start/end {load}")
     print()
     print(text)
     print()

@@ -17,7 +17,31 @@ from typing import Any
 
 import pytest
 
+import redline
+from redline._compiled import compiled_modules
 from redline.testing import ManualClock
+
+_SRC = Path(redline.__file__).resolve().parent
+
+
+def pytest_report_header() -> str:
+    """Say which build is under test: the compiled per-event path or pure Python."""
+    modules = compiled_modules()
+    return f"redline: {'compiled: ' + ', '.join(modules) if modules else 'pure Python'}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled module older than its source (run ``make compiled``)."""
+    del session
+    for name in compiled_modules():
+        module = sys.modules[name]
+        source = _SRC.joinpath(*name.split(".")[1:]).with_suffix(".py")
+        if source.is_file() and source.stat().st_mtime > Path(str(module.__file__)).stat().st_mtime:
+            pytest.exit(
+                f"{name} is compiled from an older {source.name}: run `make compiled` "
+                "(or REDLINE_PURE_PYTHON=1 to test the source)",
+                returncode=2,
+            )
 
 
 @pytest.fixture

@@ -9,6 +9,13 @@ Three lines give an agent a monitor::
 
 from __future__ import annotations
 
+import os as _os
+
+if _os.environ.get("REDLINE_PURE_PYTHON", "") not in ("", "0"):
+    from redline._compiled import prefer_source as _prefer_source
+
+    _prefer_source()
+
 from redline.alerts.manager import Alert
 from redline.config import MonitorConfig, load_config, parse_config
 from redline.detect.anomaly import Anomaly, AnomalyAlert
