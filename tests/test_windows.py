@@ -533,3 +533,26 @@ def _assert_holds(t: Totals, events: list[AgentEvent]) -> None:
     assert {k: int(r[0]) for k, r in t.models.items()} == models
     assert t.tool_failures == sum(r[1] for r in tools.values())
     assert t.cost == pytest.approx(sum(e.cost_usd or 0.0 for e in events), abs=1e-9)
+
+
+def test_derived_counters_follow_their_event_at_any_rate(clock: ManualClock) -> None:
+    """A derived counter counts with its event whether the event opened a second or shared
+    one, and leaves the window with it (one event every 7 s, then a burst in one second)."""
+    m = monitor(clock, metrics={
+        "default_window_seconds": 60,
+        "counters": {"llm_5xx": {"event_type": "error", "where": "status >= 500"}},
+    })
+    for _ in range(5):
+        clock.advance(7)
+        m.record(ev(clock, event_type="error", data={"status": 503}))
+    for _ in range(3):
+        m.record(ev(clock, event_type="error", data={"status": 502}))
+    m.record(ev(clock, event_type="error", data={"status": 404}))
+    snap = m.get_metrics("a")
+    assert (snap.counters, snap.counts_by_type) == ({"llm_5xx": 8}, {"error": 9})
+    clock.advance(53)  # now 88 s in: the sparse events at 7..28 s have left the 60 s window
+    snap = m.get_metrics("a")
+    assert (snap.counters, snap.counts_by_type) == ({"llm_5xx": 4}, {"error": 5})
+    clock.advance(60)
+    assert m.get_metrics("a").counters == {}
+    m.close()

@@ -350,13 +350,14 @@ class Monitor:
         windows = self._agents.get(agent)
         if windows is None:
             windows = self._new_agent(agent)
-        if not windows.observe(ev):
-            self._late += 1
-            return
+        derived: tuple[str, ...] = ()
         if self._counters:
             specs = self._counters.get(ev.event_type)
             if specs:
-                self._count_derived(windows.cur.types, ev, specs)
+                derived = self._derived_keys(ev, specs)
+        if not windows.observe(ev, derived):
+            self._late += 1
+            return
         if self._policies:
             cur = windows.cur
             now = self._now()
@@ -387,9 +388,9 @@ class Monitor:
                             self._pending.append(anomaly)
 
     @staticmethod
-    def _count_derived(
-        types: dict[str, int], ev: AgentEvent, specs: list[tuple[str, Condition | None]]
-    ) -> None:
+    def _derived_keys(ev: AgentEvent, specs: list[tuple[str, Condition | None]]) -> tuple[str, ...]:
+        """The derived counters (``metrics.counters``) ``ev`` counts toward, as type keys."""
+        keys: list[str] = []
         context: dict[str, Any] | None = None
         for key, cond in specs:
             if cond is not None:
@@ -409,7 +410,8 @@ class Monitor:
                     }
                 if not cond(context):
                     continue
-            types[key] = types.get(key, 0) + 1
+            keys.append(key)
+        return tuple(keys)
 
     def _is_tracked(self, ev: AgentEvent) -> bool:
         rule = self._tracking.get(ev.agent)

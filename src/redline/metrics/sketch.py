@@ -65,27 +65,36 @@ def quantiles(hists: list[dict[int, int]], total: int, qs: tuple[float, ...]) ->
     """Several quantiles of the sum of ``hists`` (holding ``total`` samples) in one sorted walk.
 
     Used by snapshots: the window's closed histogram and the open bucket's are read in place,
-    never merged into a copy, and the keys are sorted once for all the quantiles asked.
+    never merged into a copy, and their keys are sorted once for all the quantiles asked.
     """
     if total <= 0:
         return [0.0 for _ in qs]
-    if len(hists) == 1:
-        merged = hists[0]
-    else:
-        merged = dict(hists[0])
-        for extra in hists[1:]:
-            for bucket, count in extra.items():
-                merged[bucket] = merged.get(bucket, 0) + count
+    first = hists[0]
+    rest = hists[1:]
+    keys = sorted(first.keys() | rest[0].keys() if len(rest) == 1 else _union(hists))
+    if not keys:
+        return [0.0 for _ in qs]
     out = []
-    keys = sorted(merged)
+    last = len(keys) - 1
     i = 0
     seen = 0
     for q in qs:  # ascending
         rank = q * (total - 1)
-        while i < len(keys):
-            if seen + merged[keys[i]] > rank:
+        while i < last:
+            k = keys[i]
+            n = first.get(k, 0)
+            for extra in rest:
+                n += extra.get(k, 0)
+            if seen + n > rank:
                 break
-            seen += merged[keys[i]]
+            seen += n
             i += 1
-        out.append(value_of(keys[min(i, len(keys) - 1)]) if keys else 0.0)
+        out.append(value_of(keys[i]))
     return out
+
+
+def _union(hists: list[dict[int, int]]) -> set[int]:
+    keys: set[int] = set()
+    for hist in hists:
+        keys.update(hist)
+    return keys

@@ -191,7 +191,8 @@ def _merge_lists(into: dict[str, list[float]], other: dict[str, list[float]], si
 
 
 #: One event's share of a total: ``(timestamp, event_type, cost_usd, latency_ms, latency_bucket,
-#: (tokens_in, tokens_out, tokens_cached) | None, tool | None, tool_failed, model)``. Built once
+#: (tokens_in, tokens_out, tokens_cached) | None, tool | None, tool_failed, model,
+#: derived_counter_keys)``. Built once
 #: per event; folded into totals and, for a second's first event, kept in the window's deque until
 #: it expires (its second is ``int(timestamp)``: only on-time events are kept this way).
 Contribution = tuple[
@@ -204,17 +205,20 @@ Contribution = tuple[
     "str | None",
     bool,
     "str | None",
+    "tuple[str, ...]",
 ]
 
 
 def _apply(t: Totals, c: Contribution) -> None:
     """Add one event's contribution to ``t``."""
-    ts, etype, cost, latency, b, tokens, tool, failed, model = c
+    ts, etype, cost, latency, b, tokens, tool, failed, model, derived = c
     t.count += 1
     if ts > t.last_ts:
         t.last_ts = ts
     types = t.types
     types[etype] = types.get(etype, 0) + 1
+    for key in derived:
+        types[key] = types.get(key, 0) + 1
     if cost:
         t.cost += cost
     if latency is not None:
@@ -254,14 +258,15 @@ def _apply(t: Totals, c: Contribution) -> None:
 
 def _unapply(t: Totals, c: Contribution) -> None:
     """Take one event's contribution back out of ``t``; zeroed keys are dropped."""
-    _, etype, cost, latency, b, tokens, tool, failed, model = c
+    _, etype, cost, latency, b, tokens, tool, failed, model, derived = c
     t.count -= 1
     types = t.types
-    n = types.get(etype, 0) - 1
-    if n > 0:
-        types[etype] = n
-    else:
-        types.pop(etype, None)
+    for key in (etype, *derived) if derived else (etype,):
+        n = types.get(key, 0) - 1
+        if n > 0:
+            types[key] = n
+        else:
+            types.pop(key, None)
     if cost:
         t.cost -= cost
     if latency is not None:
@@ -381,8 +386,12 @@ class AgentWindows:
         self._hook = hook
 
     # -- the hot path ---------------------------------------------------------------------
-    def observe(self, event: AgentEvent) -> bool:
-        """Count ``event``; False when it is older than the largest window (not counted)."""
+    def observe(self, event: AgentEvent, derived: tuple[str, ...] = ()) -> bool:
+        """Count ``event``; False when it is older than the largest window (not counted).
+
+        ``derived`` names the derived counters (``metrics.counters``) the event counts toward:
+        they are counted as extra type keys wherever the event is, and leave with it.
+        """
         cur = self.cur
         ts = event.timestamp
         second = int(ts)
@@ -424,6 +433,7 @@ class AgentWindows:
             tool,
             failed,
             event.model,
+            derived,
         )
         if first:
             # The second's first event goes straight into the running totals (see the module
