@@ -474,11 +474,12 @@ def test_window_totals_match_a_brute_force_count_at_any_rate(seed: int) -> None:
     """Sparse seconds (folded events) and busy ones (shared buckets) expire exactly.
 
     Rates change from one event every few seconds to many per second, with late events, so both
-    kinds of window entry are created, merged and expired; at every step the totals of each
-    window, of an ad-hoc shorter window and of the lifetime equal a count over the raw events.
+    kinds of window entry (a folded event, a frozen second) are created, merged and expired; at
+    every step the totals of each window, of ad-hoc shorter and longer (per-minute) windows and
+    of the lifetime equal a count over the raw events.
     """
     rng = random.Random(seed)
-    w = AgentWindows("a", (10, 60), start=1000.0)
+    w = AgentWindows("a", (10, 60), start=1000.0, span=600)
     t = 1000.0
     open_second = 1000
     # Each event with the second it is counted under: a late event counts in the open bucket.
@@ -506,6 +507,12 @@ def test_window_totals_match_a_brute_force_count_at_any_rate(seed: int) -> None:
                 total.add(cur)
                 _assert_holds(total, [x for x, s in counted if s > second - size])
             _assert_holds(sum_recent(w, 30, now), [x for x, s in counted if s > second - 30])
+            # Beyond the largest window, minute resolution: a minute counts if it started
+            # inside the window (the current minute always does).
+            _assert_holds(sum_recent(w, 300, now), [
+                x for x, s in counted
+                if s - s % 60 >= second - 300 or s - s % 60 == second - second % 60
+            ])
             assert w.lifetime_totals().count == len(counted)
             t = max(t, now)
             open_second = max(open_second, second)

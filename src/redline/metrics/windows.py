@@ -22,8 +22,10 @@ the largest window are stored but not counted (``stats()["late_events"]``).
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from redline.events import AgentEvent
@@ -37,7 +39,7 @@ from redline.metrics.sketch import (
     _log,
 )
 
-__all__ = ["AgentWindows", "IntervalHook", "Totals"]
+__all__ = ["AgentWindows", "Frozen", "IntervalHook", "Totals"]
 
 _N_INTERNED = len(_INTERNED)
 _OK_STATUSES = frozenset({"ok", "success", "succeeded", "completed"})
@@ -314,15 +316,121 @@ def _unapply(t: Totals, c: Contribution) -> None:
         t.count = t.lat_n = 0
 
 
-def _expire(entries: deque[Totals | Contribution], closed: Totals, horizon: int) -> None:
+class Frozen:
+    """A closed second or minute, kept only to be subtracted (or summed) later: compact.
+
+    A window keeps 300+ of these per agent and the minute tier up to 60, so they hold flat
+    tuples and a packed ``array`` instead of four dicts: a busy second costs ~400 bytes and a
+    minute with 150 latency buckets ~1.5 KB, a quarter of a :class:`Totals`. Read-only.
+    """
+
+    __slots__ = (
+        "cost",
+        "count",
+        "hist",
+        "last_ts",
+        "lat_n",
+        "lat_sum",
+        "models",
+        "second",
+        "tok_cached",
+        "tok_in",
+        "tok_out",
+        "tool_calls",
+        "tool_failures",
+        "tools",
+        "types",
+    )
+
+    def __init__(self, t: Totals) -> None:
+        self.second = t.second
+        self.count = t.count
+        self.cost = t.cost
+        self.lat_sum = t.lat_sum
+        self.lat_n = t.lat_n
+        self.tok_in = t.tok_in
+        self.tok_out = t.tok_out
+        self.tok_cached = t.tok_cached
+        self.tool_calls = t.tool_calls
+        self.tool_failures = t.tool_failures
+        self.last_ts = t.last_ts
+        #: ``(type, n, type, n, ...)``
+        self.types: tuple[Any, ...] = tuple(chain.from_iterable(t.types.items()))
+        #: ``[bucket, n, bucket, n, ...]`` as 32-bit ints (bucket indices fit; see the sketch)
+        self.hist = array("i", chain.from_iterable(t.hist.items()))
+        #: ``(tool, calls, failures, latency_sum, latency_n, ...)``
+        self.tools: tuple[Any, ...] = (
+            tuple(chain.from_iterable((k, *row) for k, row in t.tools.items())) if t.tools else ()
+        )
+        #: ``(model, calls, cost, tokens_in, tokens_out, tokens_cached, ...)``
+        self.models: tuple[Any, ...] = (
+            tuple(chain.from_iterable((k, *row) for k, row in t.models.items())) if t.models else ()
+        )
+
+
+def _merge_frozen(t: Totals, f: Frozen, sign: int) -> None:
+    """Add (``sign`` 1) or subtract (-1) a frozen total; zeroed keys are dropped."""
+    t.count += sign * f.count
+    t.cost += sign * f.cost
+    t.lat_sum += sign * f.lat_sum
+    t.lat_n += sign * f.lat_n
+    t.tok_in += sign * f.tok_in
+    t.tok_out += sign * f.tok_out
+    t.tok_cached += sign * f.tok_cached
+    t.tool_calls += sign * f.tool_calls
+    t.tool_failures += sign * f.tool_failures
+    if sign > 0 and f.last_ts > t.last_ts:
+        t.last_ts = f.last_ts
+    types = t.types
+    flat = f.types
+    for i in range(0, len(flat), 2):
+        key = flat[i]
+        n = types.get(key, 0) + sign * flat[i + 1]
+        if n:
+            types[key] = n
+        else:
+            types.pop(key, None)
+    hist = t.hist
+    if hist is not _NO_HIST:
+        packed = f.hist
+        for i in range(0, len(packed), 2):
+            b = packed[i]
+            n = hist.get(b, 0) + sign * packed[i + 1]
+            if n:
+                hist[b] = n
+            else:
+                hist.pop(b, None)
+    _merge_flat(t.tools, f.tools, 5, sign)
+    _merge_flat(t.models, f.models, 6, sign)
+    if sign < 0 and t.count <= 0:
+        # Floating-point sums drift; an empty window is exactly empty.
+        t.cost = t.lat_sum = 0.0
+        t.count = t.lat_n = 0
+
+
+def _merge_flat(into: dict[str, list[float]], flat: tuple[Any, ...], width: int, sign: int) -> None:
+    for i in range(0, len(flat), width):
+        key = flat[i]
+        row = into.get(key)
+        if row is None:
+            if sign < 0:
+                continue
+            row = into[key] = [0.0] * (width - 1)
+        for j in range(1, width):
+            row[j - 1] += sign * flat[i + j]
+        if row[0] <= 0:
+            del into[key]
+
+
+def _expire(entries: deque[Frozen | Contribution], closed: Totals, horizon: int) -> None:
     """Subtract from ``closed`` every entry of a second at or before ``horizon``."""
     while entries:
         head = entries[0]
-        if isinstance(head, Totals):
+        if isinstance(head, Frozen):
             if head.second > horizon:
                 return
             entries.popleft()
-            closed.subtract(head)
+            _merge_frozen(closed, head, -1)
         else:
             if int(head[0]) > horizon:
                 return
@@ -374,10 +482,10 @@ class AgentWindows:
         self._span = max(span or 0, self._max_window)
         second = int(start)
         self._minute = Totals(second - second % 60)
-        self._minutes: deque[Totals] = deque()
+        self._minutes: deque[Frozen] = deque()
         self.cur = Totals(second)
         self._closed: dict[int, Totals] = {w: Totals() for w in windows}
-        self._buckets: dict[int, deque[Totals | Contribution]] = {w: deque() for w in windows}
+        self._buckets: dict[int, deque[Frozen | Contribution]] = {w: deque() for w in windows}
         self.lifetime = Totals()
         self._interval = interval
         self._by_minute = interval % 60 == 0
@@ -459,8 +567,19 @@ class AgentWindows:
                 self._interval_acc.add(cur)
             self._minute.add(cur)
             for w in self._windows:
-                self._buckets[w].append(cur)
                 self._closed[w].add(cur)
+            # One entry per second: the second's first event (folded, kept as a tuple) joins
+            # the rest of the second in one frozen entry.
+            windows = self._windows
+            first = self._buckets[windows[0]]
+            last = first[-1] if first else None
+            if last is not None and not isinstance(last, Frozen) and int(last[0]) == cur.second:
+                for w in windows:
+                    self._buckets[w].pop()
+                _apply(cur, last)
+            frozen = Frozen(cur)
+            for w in windows:
+                self._buckets[w].append(frozen)
             self.cur = Totals(second)
         else:
             cur.second = second  # nothing to close: reuse the empty bucket
@@ -475,7 +594,7 @@ class AgentWindows:
             if done.count:
                 # Lifetime, and baseline intervals made of whole minutes, grow a minute at a
                 # time: one merge a minute instead of one a second.
-                minutes.append(done)
+                minutes.append(Frozen(done))
                 self.lifetime.add(done)
                 if self._by_minute:
                     self._interval_acc.add(done)
@@ -541,16 +660,16 @@ def sum_recent(windows: AgentWindows, seconds: int, now: float) -> Totals:
     horizon = int(now) - seconds
     if seconds <= largest:
         for entry in windows._buckets[largest]:
-            if isinstance(entry, Totals):
+            if isinstance(entry, Frozen):
                 if entry.second > horizon:
-                    out.add(entry)
+                    _merge_frozen(out, entry, 1)
             elif int(entry[0]) > horizon:
                 _apply(out, entry)
     else:
         # Minute resolution: a minute counts when it started inside the window.
         for minute in windows._minutes:
             if minute.second >= horizon:
-                out.add(minute)
+                _merge_frozen(out, minute, 1)
         out.add(windows._minute)
     out.add(cur)
     return out
