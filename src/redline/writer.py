@@ -78,8 +78,8 @@ class BackgroundWriter:
         self.last_write_at: float | None = None
         self.last_error: str | None = None
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="redline-writer", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._run, name="redline-writer", daemon=True)
+        self._worker.start()
 
     # -- the hot path ---------------------------------------------------------------------
     def put(self, event: AgentEvent) -> None:
@@ -112,7 +112,7 @@ class BackgroundWriter:
             with self._space:
                 while len(self._queue) >= self.queue_size:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not self._thread.is_alive():
+                    if left <= 0 or not self._worker.is_alive():
                         return False
                     self._space.wait(left)
             return True
@@ -160,7 +160,7 @@ class BackgroundWriter:
         target = self._enqueued
         if self._written >= target:
             return True
-        if not self._thread.is_alive() or self._thread is threading.current_thread():
+        if not self._worker.is_alive() or self._worker is threading.current_thread():
             # On the writer thread itself (a periodic duty recording a TTL revive), waiting for
             # the worker would wait for ourselves: write inline instead.
             self._drain_inline()
@@ -176,8 +176,8 @@ class BackgroundWriter:
         ok = self.flush(timeout)
         self._closing = True
         self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout)
         self._drain_inline()
         if self._spill_file is not None:
             self._spill_file.close()
