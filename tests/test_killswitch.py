@@ -11,6 +11,8 @@ import pytest
 
 from redline import AgentEvent, AgentKilledError, Monitor, parse_config
 from redline.control.killswitch import KillSwitch
+from redline.exceptions import StoreError
+from redline.store.base import KillRecord
 from redline.store.memory import MemoryStore
 from redline.store.sqlite import SQLiteStore
 from redline.testing import ManualClock, RecordingSubscriber
@@ -631,5 +633,30 @@ def test_revive_reports_the_kill_it_lifted_even_if_a_poll_lands_mid_way(tmp_path
     lifted = switch.revive("agent", "x")
     assert lifted is not None
     assert lifted.reason == "cost"
+    assert switch.covering("x") is None
+    store.close()
+
+
+def test_a_kill_persisted_late_still_yields_to_a_later_revive_elsewhere(tmp_path: Path) -> None:
+    """A kill applied during a store outage and persisted by ``retry_persist`` is settled:
+    once another process revives the agent, this process adopts the revive."""
+
+    class DownOnce(SQLiteStore):
+        down = True
+
+        def put_kill(self, record: KillRecord) -> None:
+            if self.down:
+                self.down = False
+                raise StoreError("store unreachable")
+            super().put_kill(record)
+
+    store = DownOnce(tmp_path / "k.db")
+    switch = KillSwitch(time.time, store)
+    switch.kill("agent", "x", reason="cost")  # applied locally, not persisted
+    assert switch.retry_persist() == 0
+    other = KillSwitch(time.time, SQLiteStore(tmp_path / "k.db"))
+    assert other.revive("agent", "x") is not None
+    since = switch.generation
+    switch.replace_all(store.load_kills(), since=since)
     assert switch.covering("x") is None
     store.close()

@@ -137,6 +137,7 @@ class KillSwitch:
                 return len(pending)
             with self._lock:
                 self._unpersisted.pop(rec.key, None)
+            self._settle(rec.key, rec)  # committed at last: snapshots from now on show it
         return len(self._unpersisted)
 
     def revive(self, scope: str, target: str) -> KillRecord | None:
@@ -149,6 +150,7 @@ class KillSwitch:
         with self._lock:
             rec = self._pop(scope, target)
             self._refresh()
+            previous = self._local.get(key)
             if self._store is not None:
                 self._local[key] = (_IN_FLIGHT, None)
         if self._store is not None:
@@ -156,7 +158,10 @@ class KillSwitch:
                 self._store.delete_kill(scope, target)
             except BaseException:
                 with self._lock:  # the store still holds the kill: so does this process
-                    self._local.pop(key, None)
+                    if previous is None:
+                        self._local.pop(key, None)
+                    else:
+                        self._local[key] = previous
                     if rec is not None:
                         self._set(rec)
                     self._refresh()

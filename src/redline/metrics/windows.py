@@ -194,9 +194,9 @@ def _merge_lists(into: dict[str, list[float]], other: dict[str, list[float]], si
 
 #: One event's share of a total: ``(timestamp, event_type, cost_usd, latency_ms, latency_bucket,
 #: (tokens_in, tokens_out, tokens_cached) | None, tool | None, tool_failed, model,
-#: derived_counter_keys)``. Built once
-#: per event; folded into totals and, for a second's first event, kept in the window's deque until
-#: it expires (its second is ``int(timestamp)``: only on-time events are kept this way).
+#: derived_counter_keys)``. Built once per event; folded into totals and, for a second's first
+#: event, kept in the window's deque until it expires (its second is ``int(timestamp)``: only
+#: on-time events are kept this way).
 Contribution = tuple[
     float,
     str,
