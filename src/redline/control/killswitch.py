@@ -7,7 +7,9 @@ arrive through :meth:`KillSwitch.replace_all` when the monitor's background thre
 store. A snapshot read by the poll can predate this process's own latest change (a kill is
 applied here, then committed; a poll may read in between), so each local change is remembered
 with a generation number until a snapshot read after it has been adopted: ``replace_all`` lays
-the newer local changes over an older snapshot instead of undoing them. A record may carry a TTL; an expired record no longer covers anything and is collected by
+the newer local changes over an older snapshot instead of undoing them.
+
+A record may carry a TTL; an expired record no longer covers anything and is collected by
 :meth:`KillSwitch.expire`, which the monitor turns into ``revive`` events.
 """
 
@@ -107,7 +109,8 @@ class KillSwitch:
         with self._lock:
             self._set(rec)
             self._refresh()
-            self._local[rec.key] = (_IN_FLIGHT, rec)
+            if self._store is not None:
+                self._local[rec.key] = (_IN_FLIGHT, rec)
         if self._store is not None:
             try:
                 self._store.put_kill(rec)
