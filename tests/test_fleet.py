@@ -33,7 +33,9 @@ from redline import AgentEvent, Monitor, parse_config
 from redline.store.base import EventQuery
 
 WORKERS = 4
-TRIALS = 12
+# Kill/revive rounds: 4 workers x 60 = 240 delays, so the p99 is a percentile (the 238th of
+# 240) rather than the single slowest sample on a shared 2-core machine.
+ROUNDS = 60
 MINUTE = 60.0
 
 
@@ -120,7 +122,7 @@ def test_a_kill_reaches_four_worker_processes_within_100ms_p99(
     pids = [int(child.expect("READY", timeout=60).split()[1]) for child in children]
     assert len(set(pids)) == WORKERS
     delays: list[float] = []
-    for trial in range(2 * TRIALS):
+    for trial in range(ROUNDS):
         delays += _round(children, monitor, kill=trial % 2 == 0, limit=5.0)
     summary = (
         f"{len(delays)} samples: p50 {statistics.median(delays) * 1e3:.1f} ms, "

@@ -39,7 +39,8 @@ for line in sys.stdin:
     print("SEEN" if flipped else "MISSED", time.time() - float(started), flush=True)
 monitor.close()
 """
-TRIALS = 20
+# 100 kill/revive trials, so the p99 below is a percentile, not the single slowest sample.
+TRIALS = 100
 
 
 def config_for(path: Path, **kill_switch: Any) -> Any:
@@ -50,7 +51,7 @@ def config_for(path: Path, **kill_switch: Any) -> Any:
 def test_kill_reaches_another_process_within_100ms_p99(
     db_path: Path, spawn: Callable[..., Any]
 ) -> None:
-    """Kill/revive 20 times alternately; the other process's ``is_killed`` flips < 100 ms p99."""
+    """Kill/revive 100 times alternately; the other process's ``is_killed`` flips < 100 ms p99."""
     monitor = Monitor(config_for(db_path))
     child = spawn(_WATCHER, str(db_path))
     child.expect("READY")
