@@ -352,16 +352,17 @@ def test_interval_hook_reports_each_closed_interval_and_the_gap() -> None:
     assert calls == [(120, 2, 0), (180, 1, 2)]  # 240-300 and 300-360 were empty
 
 
-def test_totals_subtract_drops_emptied_keys() -> None:
-    """Removing a bucket from a total leaves no zero-count keys behind (bounded memory)."""
-    bucket = Totals(1)
-    bucket.count = 1
-    bucket.types = {"rare_type": 1}
-    bucket.hist = {bucket_of(12.0): 1}
-    total = Totals()
-    total.add(bucket)
-    total.subtract(bucket)
-    assert (total.types, total.hist, total.count) == ({}, {}, 0)
+def test_expiry_drops_emptied_keys() -> None:
+    """What leaves a window (a folded event, a frozen busy second) leaves no zero-count type,
+    latency, tool or model keys behind in its total: memory stays bounded."""
+    w = AgentWindows("a", (10,), start=100.0)
+    for ts in (100.2, 100.5, 101.0):  # a busy second (frozen when it closes), then a folded one
+        w.observe(AgentEvent(timestamp=ts, agent="a", event_type="rare_type", latency_ms=12.0,
+                             tool="t", model="m", cost_usd=0.5, status="error"))
+    w.roll(111)
+    closed = w.closed(10)
+    assert (closed.types, closed.hist, closed.tools, closed.models) == ({}, {}, {}, {})
+    assert (closed.count, closed.cost, closed.tool_failures) == (0, 0.0, 0)
 
 
 def test_metric_getters_agree_with_snapshots() -> None:

@@ -116,9 +116,9 @@ class Totals:
         for key, n in other.types.items():
             types[key] = get_type(key, 0) + n
         if other.tools:
-            _merge_lists(self.tools, other.tools, 1)
+            _add_rows(self.tools, other.tools)
         if other.models:
-            _merge_lists(self.models, other.models, 1)
+            _add_rows(self.models, other.models)
 
     def add_scalars(self, other: Totals) -> None:
         """Absorb everything but the latency histogram (snapshots read histograms in place)."""
@@ -128,29 +128,6 @@ class Totals:
             self.add(other)
         finally:
             self.hist = hist
-
-    def subtract(self, other: Totals) -> None:
-        """Give back a bucket that left the window; zeroed keys are dropped to stay bounded."""
-        self.count -= other.count
-        self.cost -= other.cost
-        self.lat_sum -= other.lat_sum
-        self.lat_n -= other.lat_n
-        self.tok_in -= other.tok_in
-        self.tok_out -= other.tok_out
-        self.tok_cached -= other.tok_cached
-        self.tool_calls -= other.tool_calls
-        self.tool_failures -= other.tool_failures
-        _merge_counts(self.types, other.types, -1)
-        if other.hist:
-            _merge_counts(self.hist, other.hist, -1)
-        if other.tools:
-            _merge_lists(self.tools, other.tools, -1)
-        if other.models:
-            _merge_lists(self.models, other.models, -1)
-        if self.count <= 0:
-            # Floating-point sums drift; an empty window is exactly empty.
-            self.cost = self.lat_sum = 0.0
-            self.count = self.lat_n = 0
 
     def copy(self) -> Totals:
         """An independent copy (for snapshots that outlive the lock)."""
@@ -163,33 +140,18 @@ class Totals:
 _NO_HIST: dict[int, int] = {}
 
 
-def _add_counts(into: dict[Any, int], other: dict[Any, int]) -> None:
-    get = into.get
-    for key, value in other.items():
-        into[key] = get(key, 0) + value
+def _add_rows(into: dict[str, list[float]], other: dict[str, list[float]]) -> None:
+    """Add ``other``'s rows (per tool or model) into ``into``, element-wise.
 
-
-def _merge_counts(into: dict[Any, int], other: dict[Any, int], sign: int) -> None:
-    for key, value in other.items():
-        new = into.get(key, 0) + sign * value
-        if new:
-            into[key] = new
-        else:
-            into.pop(key, None)
-
-
-def _merge_lists(into: dict[str, list[float]], other: dict[str, list[float]], sign: int) -> None:
+    Only ever adds: what leaves a window is subtracted in its frozen form (:func:`_merge_frozen`).
+    """
     for key, values in other.items():
         row = into.get(key)
         if row is None:
-            if sign < 0:
-                continue
             into[key] = list(values)
             continue
         for i, v in enumerate(values):
-            row[i] += sign * v
-        if row[0] <= 0:
-            del into[key]
+            row[i] += v
 
 
 #: One event's share of a total: ``(timestamp, event_type, cost_usd, latency_ms, latency_bucket,
