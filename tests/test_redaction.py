@@ -205,3 +205,149 @@ def test_short_text_skips_the_regex_but_short_secrets_are_still_caught() -> None
     custom = Redactor(patterns={"key": r"sk-[a-z]{3}"})
     assert custom.scrub({"args": "sk-abc"}) == {"args": "[REDACTED:key]"}
     assert custom.scrub_text("sk-abc") == "[REDACTED:key]"
+
+
+# --- linear time and credential formats ------------------------------------------------------
+
+
+def _scrub_seconds(redactor: Redactor, text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        redactor.scrub_text(text)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_redaction_is_linear_in_a_long_unbroken_token() -> None:
+    """A 20 KB hex string costs about ten times a 2 KB one, not a hundred (measured in one run)."""
+    redactor = Redactor()
+    small = _scrub_seconds(redactor, "a1b2c3d4e5" * 200)
+    large = _scrub_seconds(redactor, "a1b2c3d4e5" * 2_000)
+    # Linear is 10x; quadratic was ~100x (2 KB 16 ms, 20 KB 1.2 s). 40x leaves room for noise.
+    assert large < max(small, 1e-5) * 40
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x@" * 5_000, "a." * 10_000, "1 " * 10_000, "eyJ" * 7_000, "sk-" * 7_000,
+     "Bearer " * 3_000, "a://b:" * 3_000, "password=" * 2_000, "-----BEGIN PRIVATE KEY-----" * 700],
+)
+def test_adversarial_shapes_stay_linear(text: str) -> None:
+    """Repeated fragments of every pattern cost the same order as plain text of that length."""
+    redactor = Redactor()
+    plain = _scrub_seconds(redactor, "q" * len(text))
+    assert _scrub_seconds(redactor, text) < max(plain, 1e-4) * 200
+
+
+SECRETS = {
+    "api_key": "calling the API with key sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "anthropic": "key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWx-yz0123456789",
+    "bearer": "Authorization: Bearer abcdefghijklmnop.qrstuvwx",
+    "jwt": "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+    "aws_access_key": "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+    "aws_secret": "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+    "github_token": "push with ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    "github_pat": "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+    "gitlab_token": "glpat-AbCdEfGhIjKlMnOpQrSt",
+    "slack_token": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "slack_webhook": "post to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+    "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----",
+    "url_password": "connect to postgres://admin:hunter2hunter2@db.internal:5432/app",
+    "assignment": "Server=db;User Id=sa;Password=Sup3rS3cret!;",
+}
+LEAKS = {
+    "api_key": "AbCdEfGhIjKl", "anthropic": "AbCdEfGhIjKl", "bearer": "abcdefghijklmnop",
+    "jwt": "eyJzdWIi", "aws_access_key": "AKIAIOSFODNN7EXAMPLE", "aws_secret": "wJalrXUtnFEMI",
+    "github_token": "ghp_AbCd", "github_pat": "github_pat_11", "gitlab_token": "glpat-AbCd",
+    "slack_token": "xoxb-1234", "slack_webhook": "XXXXXXXXXXXX", "private_key": "MIIEpAIB",
+    "url_password": "hunter2", "assignment": "Sup3rS3cret",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_credentials_in_free_text_are_redacted(name: str) -> None:
+    """Each well-known credential format is found inside ordinary text and replaced."""
+    out = Redactor().scrub_text(SECRETS[name])
+    assert LEAKS[name] not in out
+    assert "[REDACTED:" in out
+
+
+def test_labels_around_a_credential_stay_readable() -> None:
+    """``Bearer``, ``password=`` and ``scheme://user:`` stay, so the text still says what it was."""
+    r = Redactor()
+    assert r.scrub_text("Bearer abcdefghijklmnop") == "Bearer [REDACTED:bearer]"
+    assert r.scrub_text("postgres://admin:pw123456@db/x") == (
+        "postgres://admin:[REDACTED:url_password]@db/x"
+    )
+    assert r.scrub_text("password=hunter22 next") == "password=[REDACTED:assignment] next"
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    """Prose, model names, paths and hashes without a credential shape are not touched."""
+    r = Redactor()
+    for text in ["gpt-4o-mini", "the sky is blue", "/usr/local/bin", "a1b2c3" * 10,
+                 "https://example.com/path?q=1", "skeleton-key-lore", "token count: 42"]:
+        assert r.scrub_text(text) == text
+
+
+def test_credentials_can_be_switched_off_and_fields_allow_listed() -> None:
+    """``credentials: false`` keeps the formats; ``allow_keys`` keeps a field as written."""
+    assert Redactor(credentials=False).scrub_text(SECRETS["api_key"]) == SECRETS["api_key"]
+    r = Redactor(allow_keys=["doc_id"])
+    assert r.scrub({"doc_id": "4111 1111 1111 1111"}) == {"doc_id": "4111 1111 1111 1111"}
+
+
+# --- structures that used to escape ----------------------------------------------------------
+
+
+def test_dict_subclasses_sets_and_str_enums_are_scrubbed() -> None:
+    """OrderedDict, defaultdict, sets, frozensets and StrEnum values are scrubbed like the rest."""
+    import enum
+    from collections import OrderedDict, defaultdict
+
+    class Mail(enum.StrEnum):
+        BOSS = "boss@example.com"
+
+    dd: defaultdict[str, str] = defaultdict(str, {"password": "p"})
+    out = Redactor().scrub({
+        "od": OrderedDict(api_key="k"),
+        "dd": dd,
+        "set": {"alice@example.com"},
+        "fs": frozenset({"bob@example.com"}),
+        "enum": Mail.BOSS,
+    })
+    assert out["od"] == {"api_key": REDACTED}
+    assert out["dd"] == {"password": REDACTED}
+    assert out["set"] == ["[REDACTED:email]"]
+    assert out["fs"] == ["[REDACTED:email]"]
+    assert out["enum"] == "[REDACTED:email]"
+
+
+def test_values_nested_deeper_than_the_scan_are_not_let_through() -> None:
+    """Past 32 levels a container is replaced whole instead of stored unscanned."""
+    deep: Any = {"password": "p"}
+    for _ in range(40):
+        deep = {"n": deep}
+    out = Redactor().scrub(deep)
+    assert "'p'" not in repr(out)
+    assert "[REDACTED:depth]" in repr(out)
+
+
+def test_tool_status_tags_and_kill_reasons_are_scrubbed() -> None:
+    """Fields that become labels and alert text go through the same redaction as ``data``."""
+    clock = ManualClock(NOW)
+    sub = RecordingSubscriber()
+    with Monitor(parse_config({}), clock=clock) as m:
+        m.subscribe(sub)
+        m.record(AgentEvent(timestamp=NOW, event_type="tool_call", agent="a",
+                            tool="send to eve@example.com", status="key sk-proj-AbCdEfGhIjKlMnOpQrStUv",
+                            tags=["owner:alice@example.com"]))
+        rec = m.kill_agent("a", reason="leaked password=hunter22 in logs")
+        ev = sub.events[0]
+        assert ev.tool == "send to [REDACTED:email]"
+        assert "AbCdEf" not in (ev.status or "")
+        assert ev.tags == ["owner:[REDACTED:email]"]
+        assert "hunter22" not in rec.reason

@@ -64,12 +64,23 @@ def test_ages_count_back_from_now(text: str, seconds: float) -> None:
     assert parse_time(text, now=NOW) == NOW - seconds
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2 hours", 7200), ("30 minutes", 1800), ("1 week", 604_800), ("10 seconds ago", 10),
+     ("1hour", 3600), ("5 mins", 300), ("2 weeks ago", 1_209_600), ("1 second", 1),
+     ("3 wks", 1_814_400), ("1 day ago", 86400), ("7 MINUTE", 420)],
+)
+def test_every_unit_the_grammar_admits_parses(text: str, seconds: float) -> None:
+    """Every spelled-out unit, singular or plural, with or without ``ago``, is an age (no KeyError)."""
+    assert parse_time(text, now=NOW) == NOW - seconds
+
+
 def test_now() -> None:
     """``now`` is the given now."""
     assert parse_time(" now ", now=NOW) == NOW
 
 
-@pytest.mark.parametrize("bad", ["yesterday-ish", "2026-13-45", "", "5 fortnights"])
+@pytest.mark.parametrize("bad", ["yesterday-ish", "2026-13-45", "", "5 fortnights", "2 hoursago", "h2", "2 hourss"])
 def test_unreadable_times_say_what_is_accepted(bad: str) -> None:
     """Text that is no time raises ``ValueError`` listing the accepted forms."""
     with pytest.raises(ValueError, match="ISO 8601"):

@@ -385,7 +385,11 @@ class RedactionConfig(_Base):
     keys: list[str] = msgspec.field(default_factory=list)
     emails: bool = True
     cards: bool = True
+    #: The well-known credential formats in any string (see ``redline.redaction``).
+    credentials: bool = True
     patterns: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Keys whose values are stored as written (an allow-list; secret-looking keys included).
+    allow_keys: list[str] = msgspec.field(default_factory=list)
 
 
 class EventsConfig(_Base):

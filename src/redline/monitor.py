@@ -101,7 +101,9 @@ class Monitor:
             extra_keys=red.keys,
             emails=red.emails,
             cards=red.cards,
+            credentials=red.credentials,
             patterns=red.patterns,
+            allow_keys=red.allow_keys,
         )
         self._redact = self._redactor.scrub if red.enabled else None
 
@@ -260,10 +262,13 @@ class Monitor:
             if self._tracking and not self._is_tracked(ev):
                 self._filtered += 1
                 return
-            if self._redact is not None and ev.data:
-                data = self._redact(ev.data)
-                if data is not ev.data:
-                    ev = _replace(ev, data=data)
+            if self._redact is not None:
+                if ev.data:
+                    data = self._redact(ev.data)
+                    if data is not ev.data:
+                        ev = _replace(ev, data=data)
+                if ev.tool is not None or ev.status is not None or ev.tags:
+                    ev = self._scrub_fields(ev)
             pending = None
             with self._lock:
                 self._recorded += 1
@@ -531,6 +536,20 @@ class Monitor:
                     details=anomaly.to_dict(),
                 )
 
+    def _scrub_fields(self, ev: AgentEvent) -> AgentEvent:
+        """``ev`` with ``tool``, ``status`` and ``tags`` scrubbed: they reach labels and webhooks."""
+        text = self._redactor.scrub_text
+        tool = ev.tool if ev.tool is None else text(ev.tool)
+        status = ev.status if ev.status is None else text(ev.status)
+        tags = ev.tags
+        if tags:
+            scrubbed = [text(t) if isinstance(t, str) else t for t in tags]
+            if any(a is not b for a, b in zip(scrubbed, tags, strict=True)):
+                tags = scrubbed
+        if tool is ev.tool and status is ev.status and tags is ev.tags:
+            return ev
+        return _replace(ev, tool=tool, status=status, tags=tags)
+
     def _record_internal(self, ev: AgentEvent) -> None:
         """Store and publish a governance event the monitor made itself."""
         if self._redact is not None and ev.data:
@@ -618,6 +637,9 @@ class Monitor:
         agent: str | None = None,
     ) -> KillRecord:
         ttl = ttl if ttl is not None else self._default_ttl
+        if self._redact is not None and reason:
+            # A reason is free text an operator or a policy wrote; it reaches every channel.
+            reason = self._redactor.scrub_text(reason)
         rec = self._kills.kill(
             scope,
             target,

@@ -12,22 +12,30 @@ from datetime import datetime, timezone
 
 __all__ = ["parse_time"]
 
-_AGE = re.compile(
-    r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hr|hour|d|day|w|wk|week)s?\s*(?:ago)?\s*$",
-    re.I,
-)
 _UNIT = {
     "s": 1,
     "sec": 1,
+    "second": 1,
     "m": 60,
     "min": 60,
+    "minute": 60,
     "h": 3600,
     "hr": 3600,
+    "hour": 3600,
     "d": 86400,
     "day": 86400,
     "w": 604800,
     "wk": 604800,
+    "week": 604800,
 }
+# Built from the table, so every unit the grammar admits has a length (a missing key was a
+# KeyError for "2 hours"). Longest names first: the alternation must not stop at "m" in "min".
+_AGE = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*("
+    + "|".join(sorted(_UNIT, key=len, reverse=True))
+    + r")s?(?:\s+ago)?\s*$",
+    re.I,
+)
 
 
 def parse_time(value: str | float | datetime | None, *, now: float) -> float | None:
