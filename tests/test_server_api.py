@@ -128,6 +128,20 @@ def test_results_report_only_repaired_and_rejected(srv: Harness) -> None:
     assert len(srv.stored()) == 3
 
 
+@pytest.mark.parametrize("etype", ["kill", "revive", "alert", "anomaly", "KILL"])
+def test_ingest_cannot_forge_governance_records(srv: Harness, etype: str) -> None:
+    """An ingest token cannot write a kill, revive, alert (ack) or anomaly: refused and counted."""
+    forged = ev(event_type=etype, data={"scope": "agent", "target": "sales", "actor": "alice",
+                                        "state": "acknowledged", "alert_id": "x"})
+    r = srv.client(INGEST).post("/v1/events", json=[forged, ev()])
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (1, 1)
+    assert "authenticated" in body["results"][0]["reasons"][0]
+    srv.monitor.flush()
+    assert [e["event_type"] for e in srv.stored()] == ["action"]
+    assert srv.monitor.stats()["rejected_by_reason"] == {"governance_type": 1}
+
+
 def test_iso_timestamps_are_read(srv: Harness) -> None:
     """A timestamp may be sent as ISO 8601 with an offset."""
     srv.client(INGEST).post("/v1/events", json=[ev(timestamp="2026-01-01T01:00:00+01:00")])

@@ -324,7 +324,9 @@ class Monitor:
                 state.pending = False
                 self._writer.flush(5.0)
 
-    def record_checked(self, event: AgentEvent | dict[str, Any]) -> tuple[str, list[str]]:
+    def record_checked(
+        self, event: AgentEvent | dict[str, Any], *, untrusted: bool = False
+    ) -> tuple[str, list[str]]:
         """Record one event and say what validation did: ``(status, reasons)``.
 
         ``status`` is ``"accepted"``, ``"repaired"`` (recorded with fixes, ``reasons`` says
@@ -333,8 +335,30 @@ class Monitor:
         raises for a bad event, even with ``strict=True``: strict problems come back as
         ``"rejected"`` with their reasons. The event is validated once, by ``record()`` itself;
         the reasons are collected on this thread while it runs.
+
+        ``untrusted`` marks an event from outside the process (the HTTP ingest path): it may not
+        carry a governance type (``kill``, ``revive``, ``alert``, ``anomaly``). Those records
+        come only from the monitor's own authenticated actions, so a forged kill, revive or
+        acknowledgement is refused and counted (``governance_type``) instead of stored as one.
         """
         validator = self._validator
+        if untrusted:
+            etype = (
+                event.get("event_type")
+                if isinstance(event, dict)
+                else getattr(event, "event_type", None)
+            )
+            if isinstance(etype, str) and etype.strip().lower() in GOVERNANCE_TYPES:
+                message = (
+                    f"event_type {etype!r} is written only by the monitor from an authenticated "
+                    "action (kill, revive, ack); it cannot be ingested"
+                )
+                notes = validator.start_notes()
+                try:
+                    validator.reject("governance_type", message)
+                finally:
+                    validator.stop_notes()
+                return "rejected", [message]
         notes = validator.start_notes()  # filled by the validator's slow path, this thread only
         try:
             self.record(event)  # type: ignore[arg-type]

@@ -387,6 +387,12 @@ class EventValidator:
         self._note("repaired", reason, message)
         self._log_once(reason, "repaired an event: %s", message)
 
+    def reject(self, reason: str, message: str) -> None:
+        """Count (and note) an event refused before validation, by a rule of its caller's."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self._note("rejected", reason, message)
+        self._log_once(reason, "rejected an event: %s", message)
+
     def _reject(self, reason: str, message: str) -> None:
         if self.strict:
             raise InvalidEventError([(reason, message)])

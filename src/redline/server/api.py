@@ -391,7 +391,7 @@ class Api:
                 if _EVENT_FIELDS.issuperset(fields):
                     with contextlib.suppress(TypeError):
                         event = AgentEvent(**fields)
-            status, reasons = record(event)
+            status, reasons = record(event, untrusted=True)
             if notes and status == "accepted":
                 status = "repaired"
             reasons = notes + reasons
