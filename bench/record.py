@@ -691,8 +691,18 @@ def main(argv: list[str] | None = None) -> int:
         log("Redline threads: 8 × 50,000 events")
         results["redline"]["threads"] = redline_threads(raw, 8, 50_000)
 
+    def durable_step() -> None:
+        # The shipped config (SQLite beside it) with a denial/error mix: denials' p99 against
+        # actions' in the same run, and record() calls that trip the kill policy.
+        import durable_mix
+
+        n = 20_000 if quick else 100_000
+        log(f"Redline durable mix: {n:,} events on examples/monitor.yaml as shipped")
+        results["redline"]["durable_mix"] = durable_mix.run(n)
+
     steps: list[tuple[str, Callable[[], None]]] = [
         ("rates", rates_step), ("get_metrics", get_metrics_step), ("threads", threads_step),
+        ("durable_mix", durable_step),
     ]
     if not quick:
         steps.append(("rss", rss_step))
@@ -704,6 +714,12 @@ def main(argv: list[str] | None = None) -> int:
     results["cpu_seconds"] = time.process_time() - cpu_started
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     text, failures = report(results)
+    if results["redline"].get("durable_mix"):
+        import durable_mix
+
+        mix_text, mix_failures = durable_mix.report(results["redline"]["durable_mix"])
+        text += "\n\n" + mix_text
+        failures += mix_failures
     results["failures"] = failures
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")

@@ -40,9 +40,11 @@ def test_batches_nest_and_commit_once_at_the_outermost(tmp_path: Path) -> None:
 
 
 def test_outside_a_batch_each_denial_is_committed_before_record_returns(tmp_path: Path) -> None:
-    """Without ``batch()`` the per-event contract holds."""
+    """Without ``batch()`` the per-event contract of ``durability: sync`` holds."""
     db = tmp_path / "e.db"
-    config = parse_config({"storage": {"path": str(db), "flush_interval_seconds": 60}})
+    config = parse_config(
+        {"storage": {"path": str(db), "flush_interval_seconds": 60, "durability": "sync"}}
+    )
     with Monitor(config) as m:
         m.record(AgentEvent(agent="a", event_type="denial"))
         assert _stored(db) == 1

@@ -41,8 +41,10 @@ class Harness:
         self.clock.set(start + 60)
 
     def close_interval(self, agent: str = "a") -> None:
-        """Read the agent's metrics, which closes any interval that has ended."""
+        """Read the agent's metrics, which closes any interval that has ended, then run the
+        duties, which act on what the closed interval raised (a read never acts itself)."""
         self.monitor.get_metrics(agent)
+        self.monitor.run_duties()
 
     def record(self, **fields: Any) -> None:
         fields.setdefault("agent", "a")

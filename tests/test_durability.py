@@ -62,11 +62,12 @@ def test_flush_interval_commits_without_flush(db_path: Path, sql_count: Callable
     monitor.close()
 
 
-def test_sync_type_is_committed_before_record_returns(
+def test_sync_type_is_committed_before_record_returns_with_durability_sync(
     db_path: Path, sql_count: Callable[..., int]
 ) -> None:
-    """A ``denial`` (a sync type by default) is on disk when ``record()`` returns."""
-    monitor = monitor_on(db_path, LAZY, kill_switch=LAZY_KILLS)
+    """``durability: sync``: a ``denial`` (a sync type by default) is on disk when ``record()``
+    returns."""
+    monitor = monitor_on(db_path, {**LAZY, "durability": "sync"}, kill_switch=LAZY_KILLS)
     monitor.record(ev(1))
     monitor.record(ev(2, event_type="denial"))
     assert sql_count("event_type = 'denial'") == 1
@@ -74,9 +75,93 @@ def test_sync_type_is_committed_before_record_returns(
     monitor.close()
 
 
+def _wait_for_rows(sql_count: Callable[..., int], n: int, timeout: float = 5.0) -> float:
+    """Seconds until another connection sees ``n`` rows (the measurement of a group commit)."""
+    start = time.monotonic()
+    while sql_count() < n and time.monotonic() - start < timeout:
+        time.sleep(0.002)  # polling the file is the measurement, not a synchronisation
+    return time.monotonic() - start
+
+
+def test_group_durability_commits_a_denial_at_once_without_waiting(
+    db_path: Path, sql_count: Callable[..., int]
+) -> None:
+    """``durability: group`` (the default): a denial wakes the writer, which commits it (and
+    everything before it) at once, although the flush interval is 30 s and nobody flushed."""
+    monitor = monitor_on(db_path, LAZY, kill_switch=LAZY_KILLS)
+    monitor.record(ev(1))
+    assert sql_count() == 0
+    monitor.record(ev(2, event_type="denial"))
+    elapsed = _wait_for_rows(sql_count, 2)
+    assert sql_count() == 2, "the denial was not committed by the group commit"
+    assert elapsed < 2.0  # within one commit's time, not the 30 s interval
+    monitor.close()
+
+
+_LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("LOCKED", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+print("RELEASED", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_record_never_waits_while_the_sqlite_file_is_locked(
+    db_path: Path, sql_count: Callable[..., int], spawn: Callable[..., Any]
+) -> None:
+    """With another process holding the SQLite write lock, a denial's ``record()`` and one that
+    trips a kill policy return at once, the kill is enforced in this process at once, and both
+    are stored (and the kill persisted) once the lock is released."""
+    monitor = monitor_on(
+        db_path,
+        {"flush_interval_seconds": 30.0, "batch_size": 10_000},
+        kill_switch={
+            "policies": [{"name": "no-errors", "metric": "error_count", "operator": ">=",
+                          "threshold": 1, "action": "kill_agent"}],
+        },
+    )
+    monitor.record(ev(0))
+    assert monitor.flush(10)
+    locker = spawn(_LOCKER, str(db_path))
+    locker.expect("LOCKED")
+    took: list[float] = []
+    for i in range(20):
+        start = time.perf_counter()
+        monitor.record(ev(i, event_type="denial"))
+        took.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    monitor.record(AgentEvent(agent="a", event_type="error", data={"i": 1}))
+    kill_took = time.perf_counter() - start
+    assert monitor.is_killed("a"), "the kill is enforced in memory before record() returns"
+    took.sort()
+    # Before: 5 s per denial (the busy timeout) and 40 s for the kill. A wide bound for CI noise.
+    assert took[len(took) // 2] < 0.010, took
+    assert took[-1] < 0.2, took
+    assert kill_took < 0.2, kill_took
+    locker.send("go")
+    locker.expect("RELEASED")
+    assert monitor.flush(30)
+    assert sql_count("event_type = 'denial'") == 20
+    assert sql_count("event_type = 'error'") == 1
+    assert sql_count("event_type = 'kill'") == 1
+    monitor.run_duties()  # persists the kill if the writer's own duty has not yet
+    other = SQLiteStore(str(db_path))
+    try:
+        assert [(k.scope, k.target) for k in other.load_kills()] == [("agent", "a")]
+    finally:
+        other.close()
+    monitor.close()
+
+
 def test_custom_sync_types_are_honoured(db_path: Path, sql_count: Callable[..., int]) -> None:
     """``storage.sync_types`` decides which types commit synchronously."""
-    monitor = monitor_on(db_path, {**LAZY, "sync_types": ["tool_call"]}, kill_switch=LAZY_KILLS)
+    monitor = monitor_on(
+        db_path, {**LAZY, "sync_types": ["tool_call"], "durability": "sync"}, kill_switch=LAZY_KILLS
+    )
     monitor.record(ev(1, event_type="denial"))
     assert sql_count() == 0
     monitor.record(ev(2, event_type="tool_call"))

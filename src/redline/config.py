@@ -142,6 +142,9 @@ class StorageConfig(_Base):
     sync_types: list[str] = msgspec.field(
         default_factory=lambda: ["kill", "revive", "denial", "security", "alert"]
     )
+    #: ``group``: a ``sync_types`` event wakes the writer to commit at once and ``record()``
+    #: never waits; ``sync``: ``record()`` waits for that commit (see docs/storage.md).
+    durability: str = "group"
     synchronous: str = "normal"
     signing_key_path: str = ""
     anchor_path: str = ""
@@ -835,6 +838,7 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
     check_choice(
         "storage.full_policy", s.full_policy, ("drop_oldest", "drop_newest", "block", "spill")
     )
+    check_choice("storage.durability", s.durability, ("group", "sync"))
     if s.full_policy == "spill" and not s.spill_path:
         err("storage.spill_path", "the 'spill' policy needs a spill_path")
     check_choice("storage.synchronous", s.synchronous.lower(), ("normal", "full"))

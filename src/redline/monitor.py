@@ -199,6 +199,8 @@ class Monitor:
         self._sync_types = (
             frozenset(st.sync_types) if self.store.backend != "memory" else frozenset()
         )
+        self._durability_sync = st.durability == "sync"
+        self._no_wait = threading.local()  # set while acting on the recording thread
         self._batch_state = threading.local()
         self.bus = EventBus()
         al = config.alerts
@@ -287,7 +289,9 @@ class Monitor:
             if self.bus.active:
                 self.bus.publish(ev)
             if pending:
-                self._act(pending)
+                # On the agent's thread: a kill is enforced in memory now and persisted by the
+                # duties thread; nothing here waits on the store (unless durability: sync).
+                self._act(pending, inline=True)
             if ev.event_type in self._sync_types:
                 self._sync_commit()
         except InvalidEventError:
@@ -298,12 +302,15 @@ class Monitor:
                 log.exception("redline: record() failed internally; the agent was not affected")
 
     def _sync_commit(self) -> None:
-        """Commit now for a synchronous type, or at the end of the enclosing ``batch()``."""
+        """Governance evidence was queued: commit it now without waiting (``group``), wait for
+        it (``sync``), or wait once at the end of the enclosing ``batch()``."""
         deferred = getattr(self._batch_state, "depth", 0)
         if deferred:
             self._batch_state.pending = True
-        else:
+        elif self._durability_sync:
             self._writer.flush(5.0)
+        else:
+            self._writer.wake()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -500,7 +507,29 @@ class Monitor:
     # ------------------------------------------------------------------------------------
     # acting on anomalies
     # ------------------------------------------------------------------------------------
-    def _act(self, anomalies: list[Anomaly]) -> None:
+    def _act_pending(self) -> None:
+        """Act on anomalies a read's window roll produced (reads hand them to the duties)."""
+        if not self._pending:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if pending:
+            self._act(pending)
+
+    def _act(self, anomalies: list[Anomaly], *, inline: bool = False) -> None:
+        """Carry out what the detectors decided. ``inline``: on the recording thread, where
+        (under ``durability: group``) nothing may wait for the store."""
+        if inline and not self._durability_sync:
+            self._no_wait.active = True
+            try:
+                self._act_all(anomalies)
+            finally:
+                self._no_wait.active = False
+            self._writer.request_tick()  # persist the kills and commit the evidence now
+        else:
+            self._act_all(anomalies)
+
+    def _act_all(self, anomalies: list[Anomaly]) -> None:
         for anomaly in anomalies:
             self._anomaly_count += 1
             self._record_internal(
@@ -520,10 +549,7 @@ class Monitor:
                     log.exception("redline: anomaly hook failed")
             action = anomaly.action
             actor = f"{anomaly.kind}:{anomaly.rule}"
-            ttl = None
-            if anomaly.kind == "policy":
-                policy = next((p for p in self._policies if p.name == anomaly.rule), None)
-                ttl = policy.config.ttl_seconds if policy is not None else None
+            ttl = anomaly.ttl_seconds
             if action == "kill_agent":
                 self._kill("agent", anomaly.agent, anomaly.message, actor, ttl, anomaly)
             elif action == "kill_session":
@@ -583,7 +609,10 @@ class Monitor:
         if self.bus.active:
             self.bus.publish(ev)
         if ev.event_type in self._sync_types:
-            self._writer.flush(5.0)
+            if getattr(self._no_wait, "active", False):
+                self._writer.wake()
+            else:
+                self._writer.flush(5.0)
 
     def _alert(
         self,
@@ -671,6 +700,7 @@ class Monitor:
             actor=actor or "api",
             ttl_seconds=ttl,
             policy=anomaly.rule if anomaly is not None else None,
+            persist=not getattr(self._no_wait, "active", False),
         )
         self._kill_count += 1
         who = agent or (target if scope == "agent" else "*")
@@ -780,6 +810,11 @@ class Monitor:
         )
         return True
 
+    def kill_for(self, agent: str, session_id: str | None = None) -> KillRecord | None:
+        """The kill that stops ``agent`` (or its session) now, by precedence global, agent,
+        session; ``None`` when it may run. O(1); the one definition of precedence."""
+        return self._kills.covering(agent, session_id)
+
     def is_killed(self, agent: str, session_id: str | None = None) -> bool:
         """Whether a kill covers ``agent`` or its session. O(1).
 
@@ -839,11 +874,19 @@ class Monitor:
     # ------------------------------------------------------------------------------------
     # background duties
     # ------------------------------------------------------------------------------------
+    def run_duties(self) -> None:
+        """Run the interval work now, on this thread: act on what detectors handed over, persist
+        kills made inline, evaluate alert rules and fleet policies, poll kills made elsewhere and
+        expire TTLs. The writer's thread does this every ``kill_switch.poll_interval_seconds``;
+        tests and simulations on a manual clock call it instead of waiting."""
+        self._tick()
+
     def _tick(self) -> None:
         """Runs on the writer thread: adopt other processes' kills, expire TTLs, evaluate alert
         rules, and adopt acknowledgements made elsewhere (the CLI, the server)."""
         if not getattr(self, "_ready", False):
             return
+        self._act_pending()
         now = self._now()
         if now >= self._next_alert_eval:
             self._next_alert_eval = now + self._alert_interval
@@ -943,6 +986,7 @@ class Monitor:
                     value=value,
                     threshold=cfg.threshold,
                     action=cfg.action,
+                    ttl_seconds=cfg.ttl_seconds,
                     timestamp=now,
                     message=cfg.message
                     or (
@@ -1056,7 +1100,6 @@ class Monitor:
         seconds = min(window or self.default_window, self.max_window)
         if (fleet or agent is None) and hasattr(self.store, "fleet_snapshot"):
             return self._store_fleet_snapshot(seconds, now)
-        pending = None
         with self._lock:
             if fleet or agent is None:
                 parts: list[Totals] = []
@@ -1067,10 +1110,10 @@ class Monitor:
                 one = self._agents.get(agent)
                 parts = self._window_parts(one, seconds, now) if one is not None else []
                 snap = snapshot_of(agent, seconds, now, *parts)
-            if self._pending:
-                pending, self._pending = self._pending, []
-        if pending:
-            self._act(pending)
+            hand_off = bool(self._pending)
+        if hand_off:
+            # Reading rolled a window and a detector fired: the duties thread acts, not a read.
+            self._writer.request_tick()
         return snap
 
     def _store_fleet_snapshot(self, seconds: int, now: float) -> MetricSnapshot:
@@ -1210,7 +1253,7 @@ class Monitor:
         now = self._now()
         seconds = min(window or self.default_window, self.max_window)
         out: dict[str, tuple[Totals, Totals]] = {}
-        pending: list[Anomaly] = []
+        hand_off = False
         with self._lock:
             agents = list(self._agents.items())
         for agent, w in agents:
@@ -1224,10 +1267,9 @@ class Monitor:
                 life = w.lifetime_totals()
                 out[agent] = (life, recent)
                 if self._pending:
-                    pending.extend(self._pending)
-                    self._pending = []
-        if pending:
-            self._act(pending)
+                    hand_off = True
+        if hand_off:
+            self._writer.request_tick()  # the duties thread acts on what the roll produced
         return out
 
     @property

@@ -68,6 +68,7 @@ class BackgroundWriter:
         self._queue: deque[AgentEvent] = deque()
         self._wake = threading.Event()
         self._signalled = False
+        self._tick_now = False
         self._done = threading.Condition()
         self._space = threading.Condition()
         self._enqueued = 0
@@ -95,6 +96,21 @@ class BackgroundWriter:
         if not self._signalled and len(queue) >= self.batch_size:
             self._signalled = True
             self._wake.set()
+
+    def wake(self) -> None:
+        """Ask the worker to commit what is queued now (group commit); never waits.
+
+        Used for governance evidence (``storage.sync_types``) under ``durability: group``: the
+        event is on disk within one commit's time, and ``record()`` stays off the disk.
+        """
+        if not self._signalled:
+            self._signalled = True
+            self._wake.set()
+
+    def request_tick(self) -> None:
+        """Run the periodic duties at the worker's next wake, due or not, and wake it now."""
+        self._tick_now = True
+        self._wake.set()
 
     def _make_room(self) -> bool:
         """Apply the policy; True when the event may still be appended to the queue."""
@@ -224,8 +240,9 @@ class BackgroundWriter:
     def _maybe_tick(self, next_tick: float) -> float:
         """Run the periodic duties when due; returns when they are next due."""
         now = time.monotonic()
-        if self._on_tick is None or now < next_tick:
+        if self._on_tick is None or (now < next_tick and not self._tick_now):
             return next_tick
+        self._tick_now = False
         try:
             self._on_tick()
         except Exception:

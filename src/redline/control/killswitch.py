@@ -88,8 +88,14 @@ class KillSwitch:
         actor: str = "",
         ttl_seconds: float | None = None,
         policy: str | None = None,
+        persist: bool = True,
     ) -> KillRecord:
-        """Kill ``target`` in ``scope``; persisted before this returns. Replaces an earlier kill."""
+        """Kill ``target`` in ``scope``; persisted before this returns. Replaces an earlier kill.
+
+        ``persist=False`` enforces the kill in this process at once and leaves the write to
+        :meth:`retry_persist` on the duties thread: an automatic kill tripped inside
+        ``record()`` must not wait on the store (nor on its outage).
+        """
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         if scope == "global":
@@ -111,7 +117,9 @@ class KillSwitch:
             self._refresh()
             if self._store is not None:
                 self._local[rec.key] = (_IN_FLIGHT, rec)
-        if self._store is not None:
+                if not persist:
+                    self._unpersisted[rec.key] = rec
+        if self._store is not None and persist:
             try:
                 self._store.put_kill(rec)
                 self._settle(rec.key, rec)

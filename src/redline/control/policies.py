@@ -100,6 +100,7 @@ class KillPolicy:
             value=value,
             threshold=cfg.threshold,
             action=cfg.action,
+            ttl_seconds=cfg.ttl_seconds,
             timestamp=now,
             message=message,
             details={"operator": cfg.operator, "window_seconds": self.window},

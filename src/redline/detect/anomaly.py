@@ -15,7 +15,9 @@ class Anomaly(msgspec.Struct, kw_only=True):
     ``kind`` is ``zscore``, ``loop``, ``stuck``, ``suspicious``, ``drift`` or ``policy``;
     ``action`` what the configuration says to do (``alert``, ``kill_agent``, ``kill_session``,
     ``kill_global``); ``recommended_action`` seed 001's advice to a human or orchestrator
-    (``pause_and_review``, ``inject_guidance``, ``require_approval`` ...).
+    (``pause_and_review``, ``inject_guidance``, ``require_approval`` ...). ``ttl_seconds`` is
+    the kill's time to live, resolved from the policy when the configuration was compiled, so
+    every policy (agent or fleet) honours its own.
     """
 
     kind: str
@@ -30,6 +32,7 @@ class Anomaly(msgspec.Struct, kw_only=True):
     threshold: float | None = None
     session_id: str | None = None
     action: str = "alert"
+    ttl_seconds: float | None = None
     recommended_action: str | None = None
     details: dict[str, Any] = msgspec.field(default_factory=dict)
 
