@@ -32,6 +32,10 @@ class EventBus:
         self.errors: dict[str, int] = {}
         self.delivered = 0
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent thread may have held this one)."""
+        self._lock = threading.Lock()
+
     def subscribe(self, handler: Handler, event_type: str | None = None) -> Callable[[], None]:
         """Call ``handler(event)`` for events of ``event_type`` (all when ``None``).
 

@@ -15,11 +15,11 @@ import operator
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from redline import shutdown
+from redline import _lifecycle, shutdown
 from redline.alerts.manager import Alert, AlertManager
 from redline.alerts.rules import COUNTER_PREFIX, AlertRule
 from redline.bus import EventBus, Handler
@@ -39,7 +39,7 @@ from redline.guard import Guard
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
 from redline.redaction import Redactor
-from redline.store.base import EventQuery, KillRecord, Store, StoredEvent
+from redline.store.base import EventQuery, ForkAware, KillRecord, Store, StoredEvent
 from redline.store.chain import VerifyReport
 from redline.store.memory import MemoryStore
 from redline.timeparse import parse_time
@@ -244,7 +244,22 @@ class Monitor:
         if st.flush_on_sigterm:
             shutdown.install_sigterm_handler()
         self._exporters = start_exporters(self, config.exporters)
+        self._fork_aware_store = isinstance(self.store, ForkAware)
+        _lifecycle.after_fork_in_child(self._after_fork)
         self._ready = True
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn, Celery prefork, multiprocessing): fresh locks, the
+        store's own connections, and a writer thread whose queue holds only the child's events.
+        The duties run on that thread, so the child polls kills made elsewhere again."""
+        self._lock = threading.Lock()
+        self._batch_state = threading.local()
+        self._no_wait = threading.local()
+        self._kills.after_fork()
+        self.bus.after_fork()
+        if self._fork_aware_store:
+            cast(ForkAware, self.store).after_fork()
+        self._writer.after_fork()
 
     # ------------------------------------------------------------------------------------
     # the hot path

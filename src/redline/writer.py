@@ -107,6 +107,27 @@ class BackgroundWriter:
             self._signalled = True
             self._wake.set()
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh, empty queue and a worker of its own.
+
+        What the parent had queued is the parent's to write (it still will); copying it into the
+        child's queue is how 50 events became 100 rows. The counters start again so that
+        ``flush()`` in the child waits for the child's own events only.
+        """
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._signalled = False
+        self._tick_now = False
+        self._done = threading.Condition()
+        self._space = threading.Condition()
+        self._spill_lock = threading.Lock()
+        self._spill_file = None
+        self._enqueued = 0
+        self._written = 0
+        if not self._closing:
+            self._worker = threading.Thread(target=self._run, name="redline-writer", daemon=True)
+            self._worker.start()
+
     def request_tick(self) -> None:
         """Run the periodic duties at the worker's next wake, due or not, and wake it now."""
         self._tick_now = True

@@ -135,6 +135,10 @@ class KillSwitch:
                 )
         return rec
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent thread may have held this one)."""
+        self._lock = threading.Lock()
+
     def retry_persist(self) -> int:
         """Persist kills applied while the store was down; returns how many are still pending."""
         if not self._unpersisted or self._store is None:

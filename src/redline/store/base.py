@@ -163,3 +163,12 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections and files. Idempotent."""
         ...
+
+
+@runtime_checkable
+class ForkAware(Protocol):
+    """A store that holds what must not cross ``os.fork()`` (connections, locks) and renews it
+    in the child. Checked once, when the monitor is built."""
+
+    def after_fork(self) -> None:
+        """Re-initialise in a forked child; the parent's resources are abandoned, not closed."""

@@ -80,6 +80,10 @@ class JsonlStore:
         self._lock = threading.Lock()
         self._kill_stamp: tuple[int, int] | None = None
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (files are opened per append, so nothing else)."""
+        self._lock = threading.Lock()
+
     # -- events ---------------------------------------------------------------------------
     def append(self, events: Sequence[AgentEvent]) -> None:
         """Append a chained batch under an exclusive file lock, then fsync."""

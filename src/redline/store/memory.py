@@ -32,6 +32,10 @@ class MemoryStore:
         self._lock = threading.Lock()
         self.evicted = 0
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock; the child keeps its copy of the events."""
+        self._lock = threading.Lock()
+
     def append(self, events: Sequence[AgentEvent]) -> None:
         """Keep the batch; the oldest events leave once ``max_events`` is reached (counted)."""
         with self._lock:

@@ -274,17 +274,9 @@ class PostgresStore:
         self.last_error: str | None = None
         self._closed = False
 
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=max(2, pool_size),
-            open=False,
-            kwargs={**self._connect_kwargs, "autocommit": True},
-            check=ConnectionPool.check_connection,
-            timeout=connect_timeout,
-            name=f"redline-{schema}",
-            num_workers=1,
-        )
+        self._pool_size = max(2, pool_size)
+        self._connect_timeout = connect_timeout
+        self._pool = self._new_pool()
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
             with self._pool.connection() as conn:
@@ -308,6 +300,49 @@ class PostgresStore:
             raise StoreError(f"postgres ({self.schema}): upgrade failed: {exc}") from exc
 
     # -- connections ----------------------------------------------------------------------
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        return ConnectionPool(
+            self.dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            open=False,
+            kwargs={**self._connect_kwargs, "autocommit": True},
+            check=ConnectionPool.check_connection,
+            timeout=self._connect_timeout,
+            name=f"redline-{self.schema}",
+            num_workers=1,
+        )
+
+    def after_fork(self) -> None:
+        """In a forked child: its own connections, pool and chain stream.
+
+        The parent's sockets are abandoned, not closed (closing would end the parent's
+        sessions). The child appends to a new stream (``host:pid:start``), as every writer does,
+        so the two processes never fork one chain.
+        """
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        if not self._explicit_stream:
+            self.stream = f"{self.host}:{self.pid}:{int(self.started_at * 1e6)}"
+        self._write_lock = threading.Lock()
+        self._wconn = None
+        self._registered = False
+        self._head = None
+        self._inflight = None
+        self._last_cp_seq = 0
+        self._last_cp_at = self._clock()
+        self._appended = False
+        self._lconn = None
+        self._listen_retry_at = 0.0
+        self._last_read_mono = None
+        self._last_records = None
+        self.listener_pid = None
+        self._lead_lock = threading.Lock()
+        self._lead_conn = None
+        self._held = set()
+        self._pool = self._new_pool()
+        self._pool.open(wait=False)
+
     def _connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.dsn, autocommit=True, **self._connect_kwargs)
 

@@ -182,6 +182,24 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
 
     # -- connections ----------------------------------------------------------------------
+    def after_fork(self) -> None:
+        """In a forked child: new connections, new locks, a stream of its own.
+
+        SQLite connections must not cross a fork. The parent's are abandoned, not closed:
+        closing them here could disturb the parent's transactions on the shared file.
+        """
+        self._local = threading.local()
+        self._control_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._conns_lock = threading.Lock()
+        self._conns = []
+        self._write_conn = None
+        self._poll_conn = None
+        self._last_data_version = None
+        self._last_kill_version = None
+        self._verified_to = None
+        self.stream = f"{os.uname().nodename}:{os.getpid()}:{int(time.time())}"
+
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
             conn = sqlite3.connect(
