@@ -114,11 +114,14 @@ def test_json_export_is_one_document_with_every_event_and_a_manifest(
 
 
 def test_json_event_matches_stored_event_to_dict(monitor: Monitor, clock: ManualClock) -> None:
-    """Each exported event is exactly ``StoredEvent.to_dict()``."""
+    """Each exported event is ``StoredEvent.to_dict()`` with the unset fields spelled out."""
     fleet(monitor, clock)
     doc = json.loads(monitor.export("json"))
     stored = [s.to_dict() for s in monitor.events(order="asc")]
-    assert doc["events"] == stored
+    assert len(doc["events"]) == len(stored)
+    for exported, original in zip(doc["events"], stored, strict=True):
+        assert {k: v for k, v in exported.items() if k in original} == original
+        assert all(v in (None, [], {}, "action") for k, v in exported.items() if k not in original)
 
 
 def test_json_manifest_sha256_covers_every_byte_before_the_manifest_line(
@@ -461,18 +464,55 @@ def test_export_after_tampering_reports_verification_not_ok(
 def test_an_auditor_can_recompute_the_chain_from_a_full_jsonl_export(
     monitor: Monitor, clock: ManualClock
 ) -> None:
-    """Every exported hash recomputes with the standard library alone (sorted, compact JSON)."""
+    """Every exported hash recomputes with the standard library alone (sorted, compact JSON of
+    the fields that differ from the schema's defaults, as docs/audit.md shows)."""
     fleet(monitor, clock)
     lines = monitor.export("jsonl").splitlines()[:-1]
     prev = "0" * 64
+    defaults = {"event_type": "action", "data": {}, "tags": []}
     for line in lines:
         event = json.loads(line)
         seq, digest, link = event.pop("seq"), event.pop("hash"), event.pop("prev_hash")
+        event = {k: v for k, v in event.items() if v is not None and defaults.get(k, ...) != v}
         payload = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         inner = sha256(payload.encode())
         assert link == prev
         assert sha256(f"redline:v1:{seq}:{link}:{inner}".encode()) == digest
         prev = digest
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_every_export_record_carries_every_schema_field(
+    monitor: Monitor, clock: ManualClock, fmt: str
+) -> None:
+    """Exports are evidence: an ``action`` event says so, and unset fields are null, in all of
+    JSON, JSONL and CSV (``select(.event_type == "action")`` over an export finds it)."""
+    import csv as csv_module
+    import io
+
+    import msgspec
+
+    from redline.compliance import CSV_COLUMNS
+
+    monitor.record(AgentEvent(timestamp=clock.time(), agent="plain"))
+    monitor.flush()
+    schema = [f.name for f in msgspec.structs.fields(AgentEvent)]
+    text = monitor.export(fmt)
+    if fmt == "csv":
+        rows = list(csv_module.DictReader(io.StringIO(text)))
+        assert set(schema) <= set(CSV_COLUMNS)
+        row = next(r for r in rows if r["agent"] == "plain")
+        assert row["event_type"] == "action"
+        return
+    if fmt == "json":
+        records = json.loads(text)["events"]
+    else:
+        records = [json.loads(line) for line in text.splitlines()[:-1]]
+    record = next(r for r in records if r["agent"] == "plain")
+    assert record["event_type"] == "action"
+    assert set(schema) <= set(record)
+    assert record["session_id"] is None
+    assert record["tags"] == []
 
 
 def test_soc2_event_type_filter_applies_to_every_section(

@@ -21,7 +21,7 @@ import msgspec
 
 from redline.compliance.manifest import SCHEMAS, HashingWriter
 from redline.compliance.report import iso
-from redline.events import category_of
+from redline.events import AgentEvent, category_of
 from redline.store.base import StoredEvent
 
 if TYPE_CHECKING:
@@ -59,6 +59,10 @@ CSV_COLUMNS: Final = (
     "tokens_out",
     "tokens_cached",
     "trace_id",
+    "span_id",
+    "parent_span_id",
+    "level",
+    "tags",
     "killed_scope",
     "hash",
     "prev_hash",
@@ -70,9 +74,16 @@ _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _BATCH: Final = 512
 
 
+#: Every field of the event schema, in its order. Exports are evidence: each record carries all
+#: of them (``null`` where unset) so a filter such as ``select(.event_type == "action")`` finds
+#: events whose type is the default; the stored encoding omits defaults, an export does not.
+_FIELDS: Final = tuple(f.name for f in msgspec.structs.fields(AgentEvent))
+_astuple = msgspec.structs.astuple
+
+
 def event_json(stored: StoredEvent) -> bytes:
-    """``stored.to_dict()`` as compact JSON, built from the struct's own encoding."""
-    body = _encode(stored.event)
+    """``seq``, every schema field of the event (``null`` where unset), then the hashes."""
+    body = _encode(dict(zip(_FIELDS, _astuple(stored.event), strict=True)))
     h = stored.hash
     if h is None:
         return (
@@ -184,6 +195,10 @@ def write_csv(ctx: ExportContext, out: HashingWriter) -> None:
                 e.tokens_out,
                 e.tokens_cached,
                 csv_safe(e.trace_id) if e.trace_id else e.trace_id,
+                csv_safe(e.span_id) if e.span_id else e.span_id,
+                csv_safe(e.parent_span_id) if e.parent_span_id else e.parent_span_id,
+                csv_safe(e.level) if e.level else e.level,
+                csv_safe(_encode(e.tags).decode()),
                 csv_safe(e.killed_scope) if e.killed_scope else e.killed_scope,
                 csv_safe(stored.hash) if stored.hash else stored.hash,
                 csv_safe(stored.prev_hash) if stored.prev_hash else stored.prev_hash,
