@@ -249,3 +249,50 @@ def test_context_manager_flushes_on_exit(served: tuple[str, Monitor]) -> None:
     assert len(stored(monitor)) == 7
     client.record(AgentEvent(agent="late"))
     assert client.stats()["dropped"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [("<html><body>Gateway login</body></html>", "text/html"), ("[]", "application/json"),
+     ("null", "application/json"), ('{"killed": "yes"}', "application/json"),
+     ('{"killed": true, "scope": 7, "expires_at": "soon"}', "application/json")],
+)
+def test_check_never_raises_a_parse_error_into_the_agent(body: str, ctype: str) -> None:
+    """A server or proxy answering 200 with HTML, an array, ``null`` or a wrong shape is an
+    unavailable kill state: open lets the agent go on, closed stops it; nothing else escapes."""
+    import http.server
+    import threading
+
+    class Odd(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        is_kill = body.startswith('{"killed": true')
+        with RemoteMonitor(url, INGEST) as open_client:
+            assert open_client.is_killed("a") is is_kill  # a kill with odd fields is still one
+            if is_kill:
+                with pytest.raises(AgentKilledError):
+                    open_client.check("a")
+            else:
+                open_client.check("a")
+        with (
+            RemoteMonitor(url, INGEST, fail_closed=True) as closed,
+            pytest.raises(AgentKilledError),
+        ):
+            closed.check("a")
+    finally:
+        server.shutdown()
+        server.server_close()

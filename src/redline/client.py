@@ -254,17 +254,12 @@ class RemoteMonitor:
             return self._unavailable(agent, f"{type(exc).__name__}: {exc}")
         if r.status_code != 200:
             return self._unavailable(agent, f"{r.status_code} {_message(r)}")
-        body = r.json()
-        rec = None
-        if body.get("killed"):
-            rec = KillRecord(
-                scope=body.get("scope", "unknown"),
-                target=body.get("target", agent),
-                reason=body.get("reason") or "",
-                actor=body.get("actor") or "",
-                created_at=0.0,
-                expires_at=body.get("expires_at"),
-            )
+        try:
+            rec = _kill_from_check(r, agent)
+        except ValueError as exc:
+            # A proxy's HTML page, a JSON array, null: not an answer. Only the documented stop
+            # (AgentKilledError, when failing closed) may reach the agent, never a parse error.
+            return self._unavailable(agent, f"unreadable /v1/check answer: {exc}")
         if self.check_cache_ttl > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -349,7 +344,15 @@ class RemoteMonitor:
             raise RemoteError(0, f"{self.url}{path}: {type(exc).__name__}: {exc}") from exc
         if r.status_code != 200:
             raise RemoteError(r.status_code, _message(r))
-        return r.json()
+        try:
+            body = r.json()
+        except ValueError as exc:
+            raise RemoteError(
+                r.status_code, f"{self.url}{path}: not JSON: {r.text[:200]!r}"
+            ) from exc
+        if not isinstance(body, dict):
+            raise RemoteError(r.status_code, f"{self.url}{path}: expected a JSON object")
+        return body
 
     # -- health and lifecycle -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -396,6 +399,31 @@ class RemoteMonitor:
         if key not in self._logged:
             self._logged.add(key)
             log.warning(fmt + " (further cases are counted in stats())", *args)
+
+
+def _kill_from_check(r: httpx.Response, agent: str) -> KillRecord | None:
+    """The kill a ``/v1/check`` answer reports; ``ValueError`` for anything but its schema."""
+    body = r.json()  # ValueError (JSONDecodeError) when it is not JSON at all
+    if not isinstance(body, dict) or not isinstance(body.get("killed"), bool):
+        raise ValueError(f"expected an object with a boolean 'killed', got {r.text[:80]!r}")
+    if not body["killed"]:
+        return None
+
+    def text(key: str, default: str) -> str:
+        value = body.get(key)
+        return value if isinstance(value, str) else default
+
+    expires = body.get("expires_at")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float, type(None))):
+        expires = None
+    return KillRecord(
+        scope=text("scope", "unknown"),
+        target=text("target", agent),
+        reason=text("reason", ""),
+        actor=text("actor", ""),
+        created_at=0.0,
+        expires_at=None if expires is None else float(expires),
+    )
 
 
 def _message(r: httpx.Response) -> str:
