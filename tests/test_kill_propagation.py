@@ -122,3 +122,29 @@ def test_ttl_expires_across_a_restart(db_path: Path) -> None:
         assert second.store.load_kills() == []
         (event,) = second.get_events(agent="x", event_type="action")
         assert event.get("killed_scope") is None  # recorded after expiry: not flagged
+
+
+def test_a_stale_monitor_revives_a_kill_it_has_not_polled_and_records_it(tmp_path: Path) -> None:
+    """Revive from a monitor that has not yet seen a kill made elsewhere: the kill is lifted,
+    ``revive()`` says True, and a revive event names who lifted it (never a silent delete)."""
+    from redline import AgentEvent, Monitor, parse_config
+
+    db = tmp_path / "events.db"
+    lazy = {"storage": {"path": str(db)}, "kill_switch": {"poll_interval_seconds": 30.0}}
+    killer = Monitor(parse_config(lazy))
+    stale = Monitor(parse_config(lazy))
+    try:
+        killer.record(AgentEvent(agent="x"))
+        killer.kill_agent("x", reason="incident", actor="alice")
+        assert not stale.is_killed("x")  # it has not polled yet
+        assert stale.revive(agent="x", actor="bob") is True
+        stale.flush()
+        revives = stale.get_events(event_type="revive", limit=None)
+        assert [(e["data"]["actor"], e["data"]["kill_reason"]) for e in revives] == [
+            ("bob", "incident")
+        ]
+        killer.run_duties()
+        assert not killer.is_killed("x")
+    finally:
+        killer.close()
+        stale.close()

@@ -168,6 +168,14 @@ class KillSwitch:
             previous = self._local.get(key)
             if self._store is not None:
                 self._local[key] = (_IN_FLIGHT, None)
+        if rec is None and self._store is not None:
+            # Not yet polled here (a kill made elsewhere a moment ago): the store's record is
+            # the one lifted, so the revive is reported and recorded with who lifted it. A kill
+            # is never deleted from the store without that.
+            try:
+                rec = next((k for k in self._store.load_kills() if k.key == key), None)
+            except StoreError:
+                rec = None
         if self._store is not None:
             try:
                 self._store.delete_kill(scope, target)
