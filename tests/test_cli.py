@@ -139,7 +139,7 @@ def test_validate_prints_ok_with_what_the_file_holds(tmp_path: Path) -> None:
     (tmp_path / "monitor.yaml").write_text(SEED_000_YAML, encoding="utf-8")
     result = run(tmp_path, "-c", "monitor.yaml", "validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "OK: monitor.yaml (1 policies, 0 rules, 1 channels)"
+    assert result.stdout.strip() == "OK: monitor.yaml (1 policy, 0 rules, 1 channel)"
 
 
 def test_validate_bad_config_exits_2_naming_the_key_path(tmp_path: Path) -> None:
@@ -292,7 +292,7 @@ def test_verify_ok_on_an_intact_store(redline: Any, sales: float) -> None:
     """An untouched store verifies: exit 0 and ``OK: N events, K checkpoints, A anchors``."""
     result = redline("verify")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("OK: 5 events, 1 checkpoints, 0 anchors")
+    assert result.stdout.startswith("OK: 5 events, 1 checkpoint, 0 anchors")
 
 
 def test_verify_finds_an_edited_payload(redline: Any, config: Path, sales: float) -> None:
@@ -500,3 +500,31 @@ def test_main_returns_the_exit_code(config: Path, capsys: pytest.CaptureFixture[
     assert main(["-c", str(config), "validate"]) == 0
     assert main(["-c", str(config), "events", "--order", "sideways"]) == 2
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["validate", "-c", "monitor.yaml"], ["validate", "--config", "monitor.yaml"],
+     ["validate", "--config=monitor.yaml"], ["-c", "monitor.yaml", "validate"]],
+)
+def test_config_option_works_before_or_after_the_command(
+    tmp_path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``-c/--config`` is accepted on either side of the command (docs say ``serve -c``)."""
+    from redline.cli import main
+
+    (tmp_path / "monitor.yaml").write_text(SEED_000_YAML, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDLINE_CONFIG", raising=False)
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == "OK: monitor.yaml (1 policy, 0 rules, 1 channel)"
+
+
+def test_hoisting_leaves_arguments_after_a_double_dash_alone() -> None:
+    """Only options before ``--`` are moved."""
+    from redline.cli._app import hoist_config
+
+    assert hoist_config(["events", "-c", "a.yaml", "--", "-c", "x"]) == [
+        "-c", "a.yaml", "events", "--", "-c", "x",
+    ]

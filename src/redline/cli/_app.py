@@ -89,12 +89,40 @@ def _code(code: object) -> int:
     return 1
 
 
+def hoist_config(args: Sequence[str]) -> list[str]:
+    """``args`` with every ``-c PATH`` / ``--config PATH`` / ``--config=PATH`` moved to the front.
+
+    The config is a global option, and people type it where it reads naturally:
+    ``redline serve -c monitor.yaml`` as often as ``redline -c monitor.yaml serve``. No command
+    has a ``-c`` of its own, so moving it is unambiguous; nothing after ``--`` is touched.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            front.extend((arg, args[i + 1]))
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     # Rich help panels and error boxes on a terminal; plain text for pipes and logs.
     app.rich_markup_mode = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
+    args = hoist_config(list(argv) if argv is not None else sys.argv[1:])
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="redline")
+        app(args=args, prog_name="redline")
     except SystemExit as exc:
         return _code(exc.code)
     except CliError as exc:

@@ -19,6 +19,7 @@ from redline.cli._common import (
     EXIT_FOUND,
     CliError,
     State,
+    count_of,
     emit_json,
     err_console,
     out_console,
@@ -196,8 +197,9 @@ def verify(
     elif report.ok:
         out_console().print(
             text(
-                f"OK: {report.checked} events, {report.checkpoints_checked} checkpoints, "
-                f"{report.anchors_checked} anchors"
+                f"OK: {count_of(report.checked, 'event')}, "
+                f"{count_of(report.checkpoints_checked, 'checkpoint')}, "
+                f"{count_of(report.anchors_checked, 'anchor')}"
             )
         )
     else:

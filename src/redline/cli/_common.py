@@ -336,3 +336,10 @@ def event_line(stored: StoredEvent, *, seq: bool = True) -> str:
     if e.killed_scope:
         fields.append(f"(recorded while killed: {e.killed_scope})")
     return "  ".join(f for f in fields if f).rstrip()
+
+
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 policy``, ``2 policies``, ``0 checkpoints``: a count with its noun agreeing."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {plural or noun + 's'}"

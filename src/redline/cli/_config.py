@@ -17,6 +17,7 @@ import typer
 from redline.cli._common import (
     CliError,
     State,
+    count_of,
     emit_json,
     out_console,
     text,
@@ -131,8 +132,8 @@ def validate(
         return
     out_console().print(
         text(
-            f"OK: {path} ({counts['policies']} policies, {counts['rules']} rules, "
-            f"{counts['channels']} channels)"
+            f"OK: {path} ({count_of(counts['policies'], 'policy', 'policies')}, "
+            f"{count_of(counts['rules'], 'rule')}, {count_of(counts['channels'], 'channel')})"
         )
     )
 

@@ -18,6 +18,7 @@ from redline.cli._common import (
     State,
     active_kills,
     ago,
+    count_of,
     covering,
     emit_json,
     iso,
@@ -195,7 +196,7 @@ def status(
         line += f": {info['events']} events"
         if info.get("erased"):
             line += f" ({info['erased']} erased by retention)"
-        line += f", head seq {info.get('head_seq')}, {info.get('checkpoints', 0)} checkpoints"
+        line += f", head seq {info.get('head_seq')}, {count_of(int(info.get('checkpoints') or 0), 'checkpoint')}"
     console.print(text(line))
 
     console.print(text("Recent anomalies and alerts", "bold"))
