@@ -203,6 +203,30 @@ def test_failed_authentication_is_rate_limited_per_address(running: Any) -> None
     assert codes[-1] == 429
 
 
+def test_x_forwarded_for_does_not_defeat_the_per_address_limit(running: Any) -> None:
+    """A client naming a new address in ``X-Forwarded-For`` each time still meets the 429:
+    proxy headers are believed only from ``server.trusted_proxies`` (none by default)."""
+    url = running()
+    codes = []
+    with httpx.Client(headers={"Authorization": "Bearer guess-0123456789abcdef"}) as guesser:
+        for i in range(200):
+            spoof = {"X-Forwarded-For": f"10.0.{i // 250}.{i % 250}"}
+            codes.append(guesser.get(url + "/v1/agents", headers=spoof).status_code)
+    assert codes[-1] == 429
+    assert codes.count(429) >= 100
+
+
+def test_rate_limiter_keeps_a_bounded_number_of_buckets() -> None:
+    """Spraying addresses cannot grow the limiter without bound: idle buckets are evicted."""
+    now = [0.0]
+    limiter = RateLimiter(60, clock=lambda: now[0], max_keys=1000)
+    for i in range(50_000):
+        limiter.acquire(f"addr:{i}")
+        now[0] += 0.001
+    assert len(limiter) <= 1000
+    assert limiter.evicted >= 49_000
+
+
 def test_rate_limiter_refills() -> None:
     """The bucket refills at rate/60 per second."""
     now = [0.0]

@@ -174,6 +174,10 @@ class RedlineServer:
 
         self.app = app
         self.host = host
+        # Proxy headers (X-Forwarded-For) are believed only from configured proxies: otherwise
+        # any client names its own address and walks past the per-address limit on bad tokens.
+        server_config = getattr(app.state, "config", None)
+        trusted: list[str] = list(server_config.trusted_proxies) if server_config else []
         self._config = uvicorn.Config(
             app,
             host=host,
@@ -182,6 +186,8 @@ class RedlineServer:
             log_level=log_level,
             log_config=uvicorn.config.LOGGING_CONFIG if configure_logging else None,
             server_header=False,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or None,
             timeout_graceful_shutdown=5,
             lifespan="on",
         )

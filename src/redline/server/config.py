@@ -65,6 +65,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Requests without a valid token allowed per client address per minute (then 429).
     failed_auth_per_minute: int = 60
     cors_origins: list[str] = msgspec.field(default_factory=list)
+    #: Addresses of reverse proxies whose ``X-Forwarded-For`` is believed (none by default).
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     #: Seconds between SSE heartbeats (comment lines that keep proxies from closing the stream).
     heartbeat_seconds: float = 15.0
     #: Messages buffered per SSE client before the oldest are dropped (and counted).

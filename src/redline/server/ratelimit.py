@@ -20,7 +20,11 @@ class RateLimiter:
     """Token buckets keyed by caller name. Thread-safe; O(1) per request."""
 
     def __init__(
-        self, default_per_minute: int, *, clock: Callable[[], float] | None = None
+        self,
+        default_per_minute: int,
+        *,
+        clock: Callable[[], float] | None = None,
+        max_keys: int = 10_000,
     ) -> None:
         if default_per_minute < 1:
             raise ValueError("rate limit must be at least 1 request per minute")
@@ -30,6 +34,10 @@ class RateLimiter:
         # name -> [tokens, last refill time]
         self._buckets: dict[str, list[float]] = {}
         self.limited = 0
+        #: Buckets kept at most; beyond it, full (idle a minute) buckets go first, then the
+        #: longest idle. A full bucket is the same as a new one, so evicting it forgets nothing.
+        self.max_keys = max_keys
+        self.evicted = 0
 
     def acquire(self, key: str, per_minute: int | None = None) -> float:
         """Take one request from ``key``'s bucket: 0.0 when allowed, else seconds to wait."""
@@ -38,6 +46,8 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
+                if len(self._buckets) >= self.max_keys:
+                    self._evict(now)
                 bucket = self._buckets[key] = [rate, now]
             tokens = min(rate, bucket[0] + (now - bucket[1]) * rate / 60.0)
             bucket[1] = now
@@ -47,6 +57,21 @@ class RateLimiter:
             bucket[0] = tokens
             self.limited += 1
             return (1.0 - tokens) * 60.0 / rate
+
+    def _evict(self, now: float) -> None:
+        """Make room: drop buckets idle for a minute (full again), else the idlest tenth."""
+        before = len(self._buckets)
+        idle = [k for k, (_, last) in self._buckets.items() if now - last >= 60.0]
+        for k in idle:
+            del self._buckets[k]
+        if len(self._buckets) >= self.max_keys:
+            by_age = sorted(self._buckets.items(), key=lambda item: item[1][1])
+            for k, _ in by_age[: max(1, len(by_age) // 10)]:
+                del self._buckets[k]
+        self.evicted += before - len(self._buckets)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     @staticmethod
     def retry_after(wait: float) -> str:
