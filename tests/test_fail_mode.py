@@ -82,6 +82,48 @@ def test_bad_fail_mode_is_a_config_error() -> None:
         parse_config({"kill_switch": {"fail_mode": "sometimes"}})
 
 
+def test_fail_closed_works_on_sqlite(tmp_path: pytest.TempPathFactory) -> None:
+    """On SQLite the kill state has an age too: fresh after a read, and once older than the
+    bound (the file unreadable, the poller stuck) ``check()`` fails closed."""
+    from pathlib import Path
+
+    db = Path(str(tmp_path)) / "events.db"
+    config = parse_config({
+        "storage": {"path": str(db)},
+        "kill_switch": {"fail_mode": "closed", "stale_after_seconds": 60,
+                        "poll_interval_seconds": 30.0},
+    })
+    with Monitor(config) as m:
+        m.check("a")  # read at start: fresh
+        age = m.store.kill_state_age()  # type: ignore[attr-defined]
+        assert 0 <= age < 60
+        m.store._last_read_mono -= 120  # type: ignore[attr-defined]  # no read for 2 minutes
+        with pytest.raises(AgentKilledError, match="fail_mode: closed"):
+            m.check("a")
+        m.run_duties()  # a successful poll makes it fresh again
+        m.check("a")
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"storage": {"path": "x.jsonl"}, "kill_switch": {"fail_mode": "closed"}},
+      "kill_switch.fail_mode"),
+     ({"storage": {"backend": "memory"}, "kill_switch": {"fail_mode": "closed"}},
+      "kill_switch.fail_mode"),
+     ({"kill_switch": {"fail_mode": "closed", "stale_after_seconds": 2,
+                       "reread_interval_seconds": 2}}, "kill_switch.stale_after_seconds")],
+)
+def test_fail_closed_settings_that_cannot_work_are_config_errors(
+    section: dict[str, object], key: str
+) -> None:
+    """``closed`` without shared kill state, or a staleness bound at or below the re-read
+    interval (which fails closed on a healthy store), is refused at load."""
+    from redline import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config(section)
+
+
 @pytest.fixture
 def pg_dsn() -> str:
     psycopg = pytest.importorskip("psycopg")

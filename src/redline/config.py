@@ -855,6 +855,20 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
         err("kill_switch.reread_interval_seconds", "expected a positive number of seconds")
     if ksc.poll_interval_seconds <= 0:
         err("kill_switch.poll_interval_seconds", "expected a positive number of seconds")
+    if ksc.fail_mode == "closed":
+        if s.backend == "memory" or resolve_backend(s) == "jsonl":
+            err(
+                "kill_switch.fail_mode",
+                "'closed' needs kill state shared through a sqlite or postgres store "
+                f"(storage backend is {resolve_backend(s)!r}); it would never fail closed",
+            )
+        fresh_every = max(ksc.reread_interval_seconds, ksc.poll_interval_seconds)
+        if 0 < ksc.stale_after_seconds <= fresh_every:
+            err(
+                "kill_switch.stale_after_seconds",
+                f"expected more than the re-read interval ({fresh_every:g} s): at or below it "
+                "a healthy store reads as stale and check() fails closed between reads",
+            )
     if s.checkpoint_every < 1:
         err("storage.checkpoint_every", "expected at least 1")
     if s.backend is None and s.path and resolve_backend(s) == "memory":

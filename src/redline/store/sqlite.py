@@ -159,6 +159,7 @@ class SQLiteStore:
         self._poll_conn: sqlite3.Connection | None = None
         self._last_data_version: int | None = None
         self._last_kill_version: str | None = None
+        self._last_read_mono: float | None = None
         self._last_cp_seq = 0
         self._last_cp_at = self._clock()
         self._appended = False
@@ -593,6 +594,7 @@ class SQLiteStore:
     def load_kills(self) -> list[KillRecord]:
         """Every kill row."""
         rows = self._reader().execute(f"SELECT {KILL_COLUMNS} FROM kills").fetchall()
+        self._last_read_mono = time.monotonic()
         return [KillRecord.from_row(r) for r in rows]
 
     def put_kill(self, record: KillRecord) -> None:
@@ -633,6 +635,7 @@ class SQLiteStore:
         conn = self._poll_conn
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
+            self._last_read_mono = time.monotonic()
             if version == self._last_data_version and self._last_kill_version is not None:
                 return None
             self._last_data_version = version
@@ -647,6 +650,12 @@ class SQLiteStore:
             return None
         records = [KillRecord.from_row(r) for r in rows]
         return None if first and not records else records
+
+    def kill_state_age(self) -> float:
+        """Seconds since kill state was last read from the file (``inf`` if never): what
+        ``kill_switch.fail_mode: closed`` compares with ``stale_after_seconds``."""
+        last = self._last_read_mono
+        return float("inf") if last is None else time.monotonic() - last
 
     # -- misc -----------------------------------------------------------------------------
     def _meta(self, conn: sqlite3.Connection) -> dict[str, str]:
