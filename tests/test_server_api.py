@@ -834,3 +834,27 @@ def test_openapi_fuzz_finds_no_server_error(fuzz_target: Harness) -> None:
                 failures.append(f"{mode.value} {operation.method.upper()} {operation.path}: {exc}")
     assert operations >= 18
     assert not failures, "\n\n".join(failures)
+
+
+def test_client_disconnects_mid_body_log_no_traceback(
+    srv: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that hangs up while sending its body is not a server error: no traceback."""
+    import logging
+    import socket
+    from urllib.parse import urlparse
+
+    caplog.set_level(logging.DEBUG)
+    where = urlparse(srv.url)
+    for _ in range(20):
+        with socket.create_connection((where.hostname, where.port)) as sock:
+            sock.sendall(
+                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + INGEST.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[{\"agent\""
+            )
+    # One ordinary request after: the server is well, and has handled the hang-ups by now.
+    assert srv.client(INGEST).post("/v1/events", json=[ev()]).status_code == 200
+    srv.client(INGEST).post("/v1/events", json=[ev()])
+    tracebacks = [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+    assert tracebacks == []
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) <= 1

@@ -26,7 +26,7 @@ from typing import Any, Final, TypeVar
 
 import anyio
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -201,6 +201,8 @@ class Api:
         self.started_at = time.time()
         #: Failed authentications per client address (``failed_auth_per_minute``), then 429s.
         self._failed_auth = RateLimiter(config.failed_auth_per_minute)
+        #: Requests whose client hung up while sending the body.
+        self.client_disconnects = 0
         self._openapi: bytes | None = None
         self.operations = self._operations()
 
@@ -278,7 +280,21 @@ class Api:
         return who
 
     async def _read_body(self, request: Request) -> bytes:
-        """The request body, refused with 413 as soon as it passes ``max_body_bytes``."""
+        """The request body, refused with 413 as soon as it passes ``max_body_bytes``.
+
+        A client that hangs up mid-body is not a server failure: it is counted
+        (``client_disconnects``), logged once at debug level, and answered with a 400 nobody
+        reads, instead of a traceback per hang-up.
+        """
+        try:
+            return await self._read_body_or_disconnect(request)
+        except ClientDisconnect:
+            self.client_disconnects += 1
+            if self.client_disconnects == 1:
+                log.debug("redline: a client disconnected while sending its body (counted)")
+            raise ApiError(400, "client_disconnected", "the client closed the connection") from None
+
+    async def _read_body_or_disconnect(self, request: Request) -> bytes:
         limit = self.config.max_body_bytes
         too_big = ApiError(
             413, "payload_too_large", f"request body larger than {limit} bytes (max_body_bytes)"
