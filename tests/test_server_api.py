@@ -650,6 +650,14 @@ def test_verify(srv: Harness, admin: httpx.Client) -> None:
     assert body["checked"] >= 5
 
 
+@pytest.mark.parametrize("key", ["zz", "00" * 31, "g" * 64])
+def test_verify_with_a_malformed_key_is_a_400(srv: Harness, admin: httpx.Client, key: str) -> None:
+    """A ``public_key`` that cannot be a key is the caller's error, not ``damage: rewritten``."""
+    r = admin.get("/v1/verify", params={"public_key": key})
+    assert r.status_code == 400
+    assert "64 hex digits" in r.json()["message"]
+
+
 def test_export_streams_each_format(srv: Harness, admin: httpx.Client) -> None:
     """Exports stream with the right media type; filters apply; gdpr needs a user."""
     srv.client(INGEST).post("/v1/events", json=[ev("a", user="u-1") for _ in range(3)] + [ev("b")])

@@ -460,3 +460,61 @@ def test_dry_run_through_a_monitor_signs_nothing(db_path: Path) -> None:
     assert report.erased["action"] == 10
     assert _snapshot(db_path) == before
     writer.close()
+
+
+# --- protection that is configured and absent, and indexed columns -------------------------
+
+
+def test_a_deleted_anchor_file_is_a_failure(chained: Path) -> None:
+    """The anchor file was configured and is gone while checkpoints exist: not OK."""
+    Path(f"{chained}.anchor").unlink()
+    report = verify(chained)
+    assert (report.ok, report.damage) == (False, "anchor_missing")
+
+
+def test_unreadable_anchor_lines_are_a_failure(chained: Path) -> None:
+    """A garbled anchor line (the one that would convict a forger) fails verification."""
+    anchor = Path(f"{chained}.anchor")
+    lines = anchor.read_bytes().splitlines()
+    lines[-1] = b'{"seq": 20, "head_hash": garbled'
+    anchor.write_bytes(b"\n".join(lines) + b"\n")
+    report = verify(chained)
+    assert (report.ok, report.damage) == (False, "anchor_unreadable")
+    assert "line(s) 4" in report.detail
+
+
+def test_every_checkpoint_deleted_after_a_rewrite_fails_with_a_pinned_key(chained: Path) -> None:
+    """A consistent rewrite with every checkpoint and the anchor file gone: with the auditor's
+    key pinned, nothing vouches for the rows, so it is ``unprotected``, not OK."""
+    real_key = SQLiteStore(chained).signer.public_key
+    conn = sqlite3.connect(chained)
+    with conn:
+        rewrite_from(conn, 1)
+        conn.execute("DELETE FROM checkpoints")
+    conn.close()
+    Path(f"{chained}.anchor").unlink()
+    store = SQLiteStore(chained)
+    try:
+        report = store.verify(public_key=real_key)
+    finally:
+        store.close()
+    assert (report.ok, report.damage) == (False, "unprotected")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE events SET ts = ts + 1500 WHERE seq = 7",
+     "UPDATE events SET ts = ts - 1500 WHERE seq = 7",
+     "UPDATE events SET category = 'denial' WHERE seq = 7"],
+    ids=["ts+1500", "ts-1500", "category"],
+)
+def test_indexed_columns_a_reader_trusts_are_covered(db_path: Path, statement: str) -> None:
+    """Shifting ``ts`` of a real (epoch) time (queries, export windows and retention read it)
+    or relabelling ``category`` is caught as an edit of that row."""
+    store = open_store(db_path)
+    for i in range(10):
+        store.append([event(i, timestamp=1_764_000_000.0 + i)])
+    store.close()
+    tamper(db_path, (statement, ()))
+    report = verify(db_path)
+    assert (report.ok, report.damage, report.first_bad_seq) == (False, "edited", 7)

@@ -666,6 +666,11 @@ class Api:
         """``GET /v1/verify``: walk the hash chain and checkpoints (admin; audited)."""
         assert who is not None
         public_key = _text(request.query_params.get("public_key"), "public_key")
+        if public_key is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", public_key):
+            # A key that cannot be a key is the caller's mistake, not damage to the chain.
+            raise ApiError(
+                400, "invalid_request", "public_key: expected 64 hex digits (an Ed25519 key)"
+            )
 
         def run() -> Any:
             self._audit("verify", who)

@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from redline.events import AgentEvent
+from redline.events import AgentEvent, category_of
 
 __all__ = [
     "GENESIS",
@@ -49,6 +49,7 @@ __all__ = [
     "canonical_payload",
     "chain_hash",
     "load_anchors",
+    "read_anchor_file",
     "verify_rows",
 ]
 
@@ -150,19 +151,48 @@ def append_anchor(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
 
 
 def load_anchors(path: str | os.PathLike[str]) -> list[Checkpoint]:
-    """Every checkpoint in an anchor file (unreadable lines are skipped)."""
+    """Every checkpoint in an anchor file (unreadable lines are skipped; see
+    :func:`anchor_problem` for what verification makes of them)."""
+    return _read_anchors(path)[0]
+
+
+def _read_anchors(path: str | os.PathLike[str]) -> tuple[list[Checkpoint], list[int]]:
     p = Path(path)
     if not p.exists():
-        return []
+        return [], []
     out = []
-    for line in p.read_bytes().splitlines():
+    unreadable = []
+    for number, line in enumerate(p.read_bytes().splitlines(), 1):
         if not line.strip():
             continue
         try:
             out.append(msgspec.json.decode(line, type=Checkpoint))
         except msgspec.DecodeError:
-            continue
-    return out
+            unreadable.append(number)
+    return out, unreadable
+
+
+def read_anchor_file(
+    path: str | os.PathLike[str] | None, *, expected: bool
+) -> tuple[list[Checkpoint], tuple[str, str] | None]:
+    """The anchors in ``path`` and what is wrong with the file, as ``(damage, detail)``.
+
+    Protection that was configured and is absent is a failure, not an OK: a configured anchor
+    file that is gone while the store has signed checkpoints (``expected``) is
+    ``anchor_missing``; a line that does not parse is ``anchor_unreadable`` (a forger who cannot
+    re-sign would rather garble the line that convicts them).
+    """
+    if path is None:
+        return [], None
+    if not Path(path).exists():
+        if expected:
+            return [], ("anchor_missing", f"the configured anchor file {path} is missing")
+        return [], None
+    anchors, unreadable = _read_anchors(path)
+    if unreadable:
+        lines = ", ".join(str(n) for n in unreadable[:5])
+        return anchors, ("anchor_unreadable", f"{path}: unreadable anchor line(s) {lines}")
+    return anchors, None
 
 
 class ChainRow(msgspec.Struct, frozen=True):
@@ -179,7 +209,8 @@ class ChainRow(msgspec.Struct, frozen=True):
 class VerifyReport(msgspec.Struct, kw_only=True):
     """The outcome of a verification.
 
-    ``damage`` is ``"edited" | "deleted" | "reordered" | "truncated" | "rewritten" | None``;
+    ``damage`` is ``"edited" | "deleted" | "reordered" | "truncated" | "rewritten" |
+    "anchor_missing" | "anchor_unreadable" | "unprotected" | None``;
     ``first_bad_seq`` the first sequence number where the chain stops being provable.
     """
 
@@ -210,13 +241,19 @@ def _columns_match(payload: bytes, columns: dict[str, Any]) -> bool:
     if not isinstance(decoded, dict):
         return False
     for key, value in columns.items():
-        stored = decoded.get(key)
+        stored: Any
+        if key == "category":
+            stored = category_of(decoded.get("event_type") or "action")
+        else:
+            stored = decoded.get(key)
         if key == "event_type" and stored is None:
             stored = "action"
+        # Numbers must agree to the millisecond (room for a column's microsecond rounding),
+        # not relatively: a relative 1e-6 of an epoch time let ``ts`` move by ±1,700 s.
         if stored != value and not (
             isinstance(stored, (int, float))
             and isinstance(value, (int, float))
-            and abs(stored - value) <= 1e-6 * max(1.0, abs(value))
+            and abs(stored - value) <= 1e-3
         ):
             return False
     return True
@@ -231,8 +268,14 @@ def verify_rows(
     anchors: Iterable[Checkpoint] = (),
     public_key: str | None = None,
     stream: str = "",
+    anchor_problem: tuple[str, str] | None = None,
+    pinned: bool = False,
 ) -> VerifyReport:
     """Walk ``rows`` (ascending seq) and say exactly where and how the chain breaks.
+
+    ``anchor_problem`` is what :func:`read_anchor_file` found wrong with the anchor file;
+    ``pinned`` says the auditor gave the key: then a chain with rows and no signed checkpoint
+    at all is ``unprotected`` (nothing vouches for it), not OK.
 
     ``checkpoints`` are those stored beside the rows; ``anchors`` those read from the off-box
     anchor file, which the store cannot have rewritten. ``public_key`` pins the expected signer
@@ -354,6 +397,14 @@ def verify_rows(
         if hashes_at.get(cp.seq) != cp.head_hash:
             return bad(cp.seq, "rewritten", f"row {cp.seq} differs from the anchored checkpoint")
         anchors_checked += 1
+    if anchor_problem is not None:
+        return bad(last_seq + 1 if checked else 1, anchor_problem[0], anchor_problem[1])
+    if pinned and checked and not cps_checked and not anchors_checked:
+        return bad(
+            first_seq or 1,
+            "unprotected",
+            f"no checkpoint signed by the pinned key covers any of the {checked} rows",
+        )
     return VerifyReport(
         ok=True,
         checked=checked,

@@ -66,7 +66,7 @@ from redline.store.chain import (
     append_anchor,
     canonical_payload,
     chain_hash,
-    load_anchors,
+    read_anchor_file,
     verify_rows,
 )
 from redline.store.pg_migrations import (
@@ -760,8 +760,11 @@ class PostgresStore:
         default this store's ``anchor_path`` is read. A stream with rows but no registration, or
         known only from an anchor, fails. Top-level ``ok`` is every stream's ``ok``.
         """
+        anchor_problem = None
         if anchors is None:
-            anchors = load_anchors(self.anchor_path) if self.anchor_path else []
+            anchors, anchor_problem = read_anchor_file(
+                self.anchor_path, expected=self._has_checkpoints()
+            )
         by_stream_anchor: dict[str, list[Checkpoint]] = {}
         for cp in anchors:
             by_stream_anchor.setdefault(cp.stream, []).append(cp)
@@ -803,6 +806,7 @@ class PostgresStore:
                     anchors=by_stream_anchor.get(name, ()),
                     public_key=public_key or key,
                     stream=name,
+                    pinned=public_key is not None,
                 )
                 if name not in registered and report.ok:
                     report = VerifyReport(
@@ -816,14 +820,36 @@ class PostgresStore:
                         stream=name,
                     )
                 reports.append(report)
+        if anchor_problem is not None:
+            reports.append(
+                VerifyReport(
+                    ok=False,
+                    checked=0,
+                    first_bad_seq=1,
+                    damage=anchor_problem[0],
+                    detail=anchor_problem[1],
+                    stream=str(self.anchor_path),
+                )
+            )
         return _combine(reports, f"postgres:{self.schema}")
+
+    def _has_checkpoints(self) -> bool:
+        try:
+            with self._pool.connection() as conn:
+                return (
+                    conn.execute(f"SELECT 1 FROM {self._q}.checkpoints LIMIT 1").fetchone()
+                    is not None
+                )
+        except psycopg.Error as exc:
+            raise StoreError(f"postgres ({self.schema}): cannot read checkpoints: {exc}") from exc
 
     def _chain_rows(self, conn: psycopg.Connection[Any], stream: str) -> Iterator[ChainRow]:
         with conn.cursor(name=f"redline_v{next(_query_ids)}") as cur:
             cur.itersize = 5_000
             cur.execute(
                 "SELECT seq, prev_hash, hash, payload_sha256, payload, agent, event_type, ts, "
-                f'session_id, "user" FROM {self._sql_events} WHERE stream = %s ORDER BY seq',
+                f'session_id, "user", category FROM {self._sql_events} WHERE stream = %s '
+                "ORDER BY seq",
                 (stream,),
             )
             for r in cur:
@@ -832,6 +858,7 @@ class PostgresStore:
                 if payload is not None:
                     payload = bytes(payload)
                     columns = _columns(payload, r[5], r[6], r[7], r[8], r[9])
+                    columns["category"] = r[10]
                 yield ChainRow(int(r[0]), r[1], r[2], r[3], payload, columns)
 
     # -- retention ------------------------------------------------------------------------

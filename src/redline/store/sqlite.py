@@ -44,6 +44,7 @@ from redline.store.chain import (
     canonical_payload,
     chain_hash,
     load_anchors,
+    read_anchor_file,
     verify_rows,
 )
 from redline.store.sql import select_events
@@ -489,7 +490,7 @@ class SQLiteStore:
             anchor_hash = meta.get("anchor_hash", GENESIS)
             cursor = conn.execute(
                 "SELECT seq, prev_hash, hash, payload_sha256, payload, agent, event_type, ts, "
-                "session_id, user FROM events ORDER BY seq"
+                "session_id, user, category FROM events ORDER BY seq"
             )
 
             def rows() -> Iterator[ChainRow]:
@@ -509,18 +510,24 @@ class SQLiteStore:
                                 "timestamp": r[7],
                                 "session_id": r[8],
                                 "user": r[9],
+                                "category": r[10],
                             }
                         yield ChainRow(r[0], r[1], r[2], r[3], payload, columns)
 
-            anchors = load_anchors(self.anchor_path) if self.anchor_path else []
+            checkpoints = self.checkpoints()
+            anchors, anchor_problem = read_anchor_file(
+                self.anchor_path, expected=bool(checkpoints) or anchor_seq > 0
+            )
             return verify_rows(
                 rows(),
                 anchor_seq=anchor_seq,
                 anchor_hash=anchor_hash,
-                checkpoints=self.checkpoints(),
+                checkpoints=checkpoints,
                 anchors=anchors,
                 public_key=public_key or meta.get("public_key"),
                 stream=str(self.path),
+                anchor_problem=anchor_problem,
+                pinned=public_key is not None,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: verification could not read the store: {exc}") from exc
