@@ -470,3 +470,30 @@ def test_defaults_without_a_file() -> None:
     config = MonitorConfig()
     assert config.metrics.default_window_seconds == 300
     assert config.kill_switch.policies == []
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    """Type errors, unknown keys and semantic problems all come back at once, each with the
+    file, the key path and what was expected."""
+    from redline import ConfigError, load_config
+
+    path = tmp_path / "monitor.yaml"
+    path.write_text(
+        "metrics:\n  default_window_seconds: soon\n"
+        "kill_switch:\n  policies:\n"
+        "    - {name: a, metric: cost_per_minute, operator: '>', threshold: high}\n"
+        "    - {name: b, metric: cost_per_minute, operator: '=~', threshold: 1}\n"
+        "alerts:\n  channels:\n    - {type: console, colour: red}\n"
+        "storag: {}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = "\n".join(info.value.errors)
+    assert "metrics.default_window_seconds: expected an integer" in text
+    assert "kill_switch.policies[0].threshold: expected a number" in text
+    assert "kill_switch.policies[1].operator" in text
+    assert "alerts.channels[0].colour: unknown key" in text
+    assert "storag: unknown key; did you mean 'storage'?" in text
+    assert all(line.startswith(str(path)) for line in info.value.errors)
+    assert len(info.value.errors) == 5

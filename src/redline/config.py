@@ -10,6 +10,7 @@ in string *values* after parsing (never in keys), so secrets can live in the env
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import re
@@ -493,17 +494,72 @@ def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
     raw = _interpolate(raw, "", errors, source)
     if errors:
         raise ConfigError(errors, file=source)
-    try:
-        # Lax: a number or boolean written as a string (``threshold: "${MAX_COST}"`` after
-        # interpolation, or ``"300"`` as the peer's int()/float() accepted) is converted.
-        config = msgspec.convert(raw, MonitorConfig, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError([_explain(str(exc), raw, source)], file=source) from None
+    config = _convert_reporting_all(raw, source, errors)
     config.source = source
-    errors.extend(_semantic_errors(config, source))
+    errors.extend(e for e in _semantic_errors(config, source) if e not in errors)
     if errors:
         raise ConfigError(errors, file=source)
     return config
+
+
+#: Structural problems reported in one run before giving up (a file of nothing but errors).
+_MAX_STRUCTURAL = 50
+
+
+def _convert_reporting_all(raw: dict[str, Any], source: str, errors: list[str]) -> MonitorConfig:
+    """``raw`` as a :class:`MonitorConfig`, collecting every structural problem into ``errors``.
+
+    msgspec stops at the first problem; a user fixing a file should see them all in one run.
+    So each problem is reported, the offending key (or list item, or object missing a required
+    key) is set aside, and conversion is tried again; what remains is checked semantically too.
+    Lax: a number or boolean written as a string (``threshold: "${MAX_COST}"`` after
+    interpolation, or ``"300"`` as the peer's int()/float() accepted) is converted.
+    """
+    work: Any = None
+    for _ in range(_MAX_STRUCTURAL):
+        try:
+            return msgspec.convert(raw if work is None else work, MonitorConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            if work is None:
+                work = copy.deepcopy(raw)
+            message = str(exc)
+            errors.append(_explain(message, work, source))
+            if not _set_aside(message, work):
+                break
+    raise ConfigError(errors, file=source)
+
+
+def _set_aside(message: str, work: dict[str, Any]) -> bool:
+    """Remove what ``message`` (a msgspec error) points at from ``work``; False if it cannot."""
+    m = _MSG.match(message)
+    if m is None:
+        return False
+    msg, path = m.group("msg"), m.group("path") or ""
+    parts: list[str | int] = [
+        int(idx) if idx else key for key, idx in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]", path)
+    ]
+    unknown = re.match(r"Object contains unknown field `(.+)`", msg)
+    if unknown:
+        parts.append(unknown.group(1))
+    if not parts:
+        return False
+    parent: Any = work
+    for part in parts[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = parts[-1]
+    try:
+        if isinstance(parent, list) and isinstance(last, int):
+            parent.pop(last)
+        elif isinstance(parent, dict) and last in parent:
+            del parent[last]
+        else:
+            return False
+    except (IndexError, TypeError):
+        return False
+    return True
 
 
 # ``${VAR:-default}`` (shell) and ``${VAR:default}`` (the peer's form) both give a fallback.
