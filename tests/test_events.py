@@ -337,6 +337,28 @@ def test_bad_input_never_raises_into_the_agent(monitor: Monitor) -> None:
     assert monitor.stats()["internal_errors"] == 0
 
 
+def test_row_timestamp_older_than_the_horizon_is_set_to_now(monitor: Monitor) -> None:
+    """A timestamp older than ``events.max_age_seconds`` (30 days) becomes now, the original
+    kept: an agent or ingest token cannot send 1970 and open a partition per day."""
+    monitor.record(ev(timestamp=0.0))
+    monitor.record(ev(timestamp=NOW - 29 * 86_400))
+    stored = [e.event for e in monitor.events(order="asc")]
+    assert stored[0].timestamp == NOW
+    assert stored[0].data["_repaired"]["timestamp"] == 0.0
+    assert stored[1].timestamp == NOW - 29 * 86_400
+    assert monitor.stats()["repaired_by_reason"] == {"timestamp_too_old": 1}
+
+
+def test_the_past_horizon_can_be_lifted(clock: ManualClock) -> None:
+    """``events.max_age_seconds: null`` accepts any past time (a replay of an old archive)."""
+    from redline import parse_config
+
+    m = Monitor(parse_config({"events": {"max_age_seconds": None}}), clock=clock)
+    m.record(ev(timestamp=1000.0))
+    assert [e.event.timestamp for e in m.events()] == [1000.0]
+    m.close()
+
+
 # --- strict mode ----------------------------------------------------------------------------
 
 
@@ -350,6 +372,7 @@ def test_bad_input_never_raises_into_the_agent(monitor: Monitor) -> None:
         (ev(event_type=""), "event_type_empty"),
         (ev(timestamp=math.nan), "timestamp_invalid"),
         (ev(timestamp=NOW + 3600), "timestamp_future"),
+        (ev(timestamp=1.0), "timestamp_too_old"),
         (ev(cost_usd=-1.0), "cost_usd_invalid"),
         (ev(latency_ms=math.inf), "latency_ms_invalid"),
         (ev(tokens_in=-3), "tokens_in_invalid"),

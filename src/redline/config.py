@@ -402,6 +402,8 @@ class EventsConfig(_Base):
     strict: bool = False
     max_data_bytes: int = 65_536
     max_clock_skew_seconds: float = 300.0
+    #: The past horizon: older timestamps are set to now (the original kept); ``null``: none.
+    max_age_seconds: float | None = 30 * 86_400.0
 
 
 class MonitorConfig(_Base):
@@ -903,6 +905,8 @@ def _semantic_errors(config: MonitorConfig, source: str) -> list[str]:
     check_choice("storage.partition", s.partition, ("daily", "monthly"))
     if s.partitions_ahead < 0:
         err("storage.partitions_ahead", "expected 0 or more")
+    if config.events.max_age_seconds is not None and config.events.max_age_seconds <= 0:
+        err("events.max_age_seconds", "expected a positive number of seconds, or null for none")
     ksc = config.kill_switch
     check_choice("kill_switch.fail_mode", ksc.fail_mode, ("open", "closed"))
     if ksc.stale_after_seconds <= 0:

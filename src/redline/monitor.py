@@ -93,6 +93,7 @@ class Monitor:
             strict=ev.strict if strict is None else strict,
             max_data_bytes=ev.max_data_bytes,
             max_clock_skew=ev.max_clock_skew_seconds,
+            max_age=ev.max_age_seconds,
         )
         self._check_event = self._validator.check
         red = config.redaction

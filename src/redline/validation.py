@@ -14,6 +14,7 @@ not an ``AgentEvent`` nor a mapping        rejected    ``not_an_event``
 ``event_type`` empty                       repaired    becomes ``"action"``
 ``timestamp`` not a finite number          repaired    set to now
 ``timestamp`` ahead of now by > skew       repaired    set to now (a future time would expire windows)
+``timestamp`` older than ``max_age``       repaired    set to now (1970 would create a partition a day)
 ``cost_usd`` / ``latency_ms`` NaN, inf,    repaired    set to ``None``; numeric strings are parsed
 negative, ≥ 1e15 or not a number
 ``tokens_*`` negative or not an integer    repaired    set to ``None``; integral floats converted
@@ -133,11 +134,15 @@ class EventValidator:
         strict: bool = False,
         max_data_bytes: int = 65_536,
         max_clock_skew: float = 300.0,
+        max_age: float | None = 30 * 86_400.0,
     ) -> None:
         self._now = clock
         self.strict = strict
         self.max_data_bytes = max_data_bytes
         self.max_clock_skew = max_clock_skew
+        #: How far in the past a timestamp may be (``None``: any). Events from 1970 would each
+        #: open a day's partition on PostgreSQL and fall out of every window anyway.
+        self.max_age: float = _INF if max_age is None else max_age
         self.repaired: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self._logged: set[str] = set()
@@ -157,9 +162,10 @@ class EventValidator:
             lat = raw.latency_ms
             agent = raw.agent
             data = raw.data
+            now = self._now()
             if (
                 type(t) is float
-                and -_INF < t < self._now() + self.max_clock_skew
+                and now - self.max_age < t < now + self.max_clock_skew
                 and type(agent) is str
                 and agent
                 and not agent.isspace()
@@ -293,6 +299,13 @@ class EventValidator:
             notes["timestamp"] = t
             changes["timestamp"] = now
             self._repair("timestamp_future", "timestamp was in the future; set to now")
+        elif t <= now - self.max_age:
+            notes["timestamp"] = t
+            changes["timestamp"] = now
+            self._repair(
+                "timestamp_too_old",
+                "timestamp was older than events.max_age_seconds; set to now (original kept)",
+            )
         elif type(t) is not float:
             changes["timestamp"] = float(t)
 
