@@ -456,6 +456,12 @@ def test_rebuild_counts_activity_not_governance_or_killed_events() -> None:
 
 def test_prune_dry_run_counts_without_erasing(redline: Any, config: Path, sales: float) -> None:
     """``prune --dry-run`` reports what retention would erase per category and erases nothing."""
+    # Events from 40 days ago are past the default horizon (events.max_age_seconds): lift it,
+    # as a user importing an old archive would.
+    config.write_text(
+        config.read_text(encoding="utf-8") + "events:\n  max_age_seconds: null\n",
+        encoding="utf-8",
+    )
     seed(
         config,
         [AgentEvent(timestamp=sales - 40 * 86400, agent="old-agent", tool="t") for _ in range(2)],

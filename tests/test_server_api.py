@@ -144,8 +144,12 @@ def test_ingest_cannot_forge_governance_records(srv: Harness, etype: str) -> Non
 
 def test_iso_timestamps_are_read(srv: Harness) -> None:
     """A timestamp may be sent as ISO 8601 with an offset."""
-    srv.client(INGEST).post("/v1/events", json=[ev(timestamp="2026-01-01T01:00:00+01:00")])
-    assert srv.stored()[0]["timestamp"] == 1767225600.0
+    from datetime import datetime, timedelta, timezone
+
+    when = (datetime.now(timezone.utc) - timedelta(days=1)).replace(microsecond=0)
+    text = when.astimezone(timezone(timedelta(hours=1))).isoformat()  # "...+01:00"
+    srv.client(INGEST).post("/v1/events", json=[ev(timestamp=text)])
+    assert srv.stored()[0]["timestamp"] == when.timestamp()
 
 
 def test_absurd_numbers_are_dropped_at_the_boundary(srv: Harness, admin: httpx.Client) -> None:

@@ -1020,8 +1020,12 @@ class Api:
                 "admin",
                 {200: ("The verification report.", "VerifyReport"), 400: ("Bad parameter.", ERR)},
                 params=(
-                    _str_param(
-                        "public_key", "Hex Ed25519 key the auditor trusts (default: the store's)."
+                    Param(
+                        "public_key",
+                        {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                        "Hex Ed25519 key the auditor trusts (default: the store's).",
+                        "query",
+                        False,
                     ),
                 ),
                 tags=("audit",),
