@@ -252,7 +252,10 @@ class Monitor:
     def _after_fork(self) -> None:
         """In a forked child (gunicorn, Celery prefork, multiprocessing): fresh locks, the
         store's own connections, and a writer thread whose queue holds only the child's events.
-        The duties run on that thread, so the child polls kills made elsewhere again."""
+        The duties run on that thread, so the child polls kills made elsewhere again. A monitor
+        the parent had closed stays closed: nothing is reopened for it."""
+        if self._closed:
+            return
         self._lock = threading.Lock()
         self._batch_state = threading.local()
         self._no_wait = threading.local()

@@ -320,6 +320,8 @@ class PostgresStore:
         sessions). The child appends to a new stream (``host:pid:start``), as every writer does,
         so the two processes never fork one chain.
         """
+        if self._closed:
+            return
         self.pid = os.getpid()
         self.started_at = time.time()
         if not self._explicit_stream:
