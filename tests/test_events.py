@@ -439,3 +439,11 @@ def test_absurd_costs_and_latencies_are_repaired_not_summed() -> None:
         snap = m.get_metrics("a")
         assert (snap.event_count, snap.p99_latency_ms, snap.cost_total) == (1, 0.0, 0.0)
         assert m.stats()["repaired_by_reason"] == {"cost_usd_invalid": 1, "latency_ms_invalid": 1}
+
+
+def test_a_cleared_field_is_not_called_a_dropped_event(monitor: Monitor) -> None:
+    """The repair note says the field was cleared and the event kept: "dropped" is reserved
+    for events (``stats()["dropped"]``)."""
+    status, reasons = monitor.record_checked(ev(cost_usd="abc"))
+    assert status == "repaired"
+    assert reasons == ["cost_usd_invalid: cost_usd was 'abc'; field cleared, event kept"]

@@ -317,7 +317,7 @@ class EventValidator:
             if fixed is None:
                 notes[name] = value if isinstance(value, (int, float, str)) else repr(value)
                 changes[name] = None
-                self._repair(f"{name}_invalid", f"{name} was {value!r}; dropped")
+                self._repair(f"{name}_invalid", f"{name} was {value!r}; field cleared, event kept")
             elif fixed != value or type(value) is not float:
                 changes[name] = fixed
 
@@ -329,7 +329,7 @@ class EventValidator:
             if fixed_int is None:
                 notes[name] = value if isinstance(value, (int, float, str)) else repr(value)
                 changes[name] = None
-                self._repair(f"{name}_invalid", f"{name} was {value!r}; dropped")
+                self._repair(f"{name}_invalid", f"{name} was {value!r}; field cleared, event kept")
             elif fixed_int != value or type(value) is not int:
                 changes[name] = fixed_int
 
