@@ -22,6 +22,15 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 LAZY = {"flush_interval_seconds": 30.0, "batch_size": 10_000}
 
 
+#: The child's part in the double-write tests: its own 30 events, flushed, then a clean close.
+_CHILD_RECORDS_30 = (
+    "for i in range(30):\n"
+    "    monitor.record(AgentEvent(agent='child', data={'i': i}))\n"
+    "assert monitor.flush(30)\n"
+    "monitor.close()\n"
+)
+
+
 def _rows(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -60,13 +69,7 @@ def test_events_queued_at_the_fork_are_stored_once(tmp_path: Path) -> None:
     for i in range(50):
         monitor.record(AgentEvent(agent="parent", data={"i": i}))
     assert monitor.stats()["queued"] == 50
-    _child(
-        "for i in range(30):\n"
-        "    monitor.record(AgentEvent(agent='child', data={'i': i}))\n"
-        "assert monitor.flush(30)\n"
-        "monitor.close()\n",
-        monitor,
-    )
+    _child(_CHILD_RECORDS_30, monitor)
     assert monitor.flush(30)
     assert _rows(db) == {"parent": 50, "child": 30}
     assert monitor.verify().ok
@@ -111,13 +114,7 @@ def test_postgres_events_queued_at_the_fork_are_stored_once(pg_schema: str) -> N
     monitor = Monitor(parse_config({"storage": storage}))
     for i in range(50):
         monitor.record(AgentEvent(agent="parent", data={"i": i}))
-    _child(
-        "for i in range(30):\n"
-        "    monitor.record(AgentEvent(agent='child', data={'i': i}))\n"
-        "assert monitor.flush(30)\n"
-        "monitor.close()\n",
-        monitor,
-    )
+    _child(_CHILD_RECORDS_30, monitor)
     assert monitor.flush(30)
     counts: dict[str, int] = {}
     for ev in monitor.get_events(limit=None):
