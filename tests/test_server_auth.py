@@ -167,6 +167,24 @@ def test_env_admin_token(running: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert r.json()["kill"]["actor"] == "env-admin"
 
 
+def test_a_short_env_admin_token_is_refused_like_a_short_config_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for both: ``REDLINE_ADMIN_TOKEN=abc`` is a config error naming the variable,
+    without echoing the value, as ``server.tokens[0].token: abc`` is."""
+    from redline import ConfigError, Monitor, parse_config
+    from redline.server import ServerConfig, create_app
+
+    monkeypatch.setenv("REDLINE_ADMIN_TOKEN", "abc")
+    with Monitor(parse_config({})) as monitor, pytest.raises(ConfigError) as info:
+        create_app(monitor, ServerConfig())
+    assert info.value.errors == [
+        "REDLINE_ADMIN_TOKEN: too short: use at least 16 characters (e.g. `openssl rand -hex 32`)"
+    ]
+    with pytest.raises(ConfigError, match=r"server\.tokens\[0\]\.token: too short"):
+        parse_config({"server": {"tokens": [{"name": "x", "role": "admin", "token": "abc"}]}})
+
+
 def test_token_book_compares_digests() -> None:
     """Lookup goes through SHA-256 digests; unknown and empty tokens find nobody."""
     book = TokenBook([TokenConfig(name="a", role="read", token="t" * 20)], admin_token="u" * 20)

@@ -35,6 +35,8 @@ __all__ = [
 ROLES: Final = ("ingest", "read", "admin")
 #: The environment variable that adds an admin token (named ``env-admin``).
 ADMIN_TOKEN_ENV: Final = "REDLINE_ADMIN_TOKEN"
+#: The shortest token accepted, from the config or the environment alike.
+MIN_TOKEN_LENGTH: Final = 16
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -115,8 +117,8 @@ def server_config_errors(config: ServerConfig, source: str = "<config>") -> list
             )
         if bool(tok.token) == bool(tok.token_sha256):
             err(p, "give exactly one of 'token' and 'token_sha256'")
-        if tok.token and len(tok.token) < 16:
-            err(f"{p}.token", "too short: use at least 16 characters (e.g. `openssl rand -hex 32`)")
+        if tok.token and len(tok.token) < MIN_TOKEN_LENGTH:
+            err(f"{p}.token", _TOO_SHORT)
         if tok.token_sha256 and not _HEX64.match(tok.token_sha256):
             err(f"{p}.token_sha256", "expected 64 hexadecimal characters (a SHA-256 digest)")
         if tok.rate_limit_per_minute is not None and tok.rate_limit_per_minute < 1:
@@ -139,7 +141,19 @@ def parse_server_config(raw: Any, *, source: str = "<config>") -> ServerConfig:
     return parse_config({"server": raw}, source=source).server
 
 
+_TOO_SHORT: Final = (
+    f"too short: use at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+)
+
+
 def admin_token_from_env() -> str | None:
-    """``REDLINE_ADMIN_TOKEN`` when set and non-empty."""
+    """``REDLINE_ADMIN_TOKEN`` when set and non-empty.
+
+    The same length rule as ``server.tokens[].token``: an environment variable is no excuse for
+    a guessable admin token. A short one is a :class:`ConfigError` naming the variable (its
+    value is never echoed).
+    """
     value = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    if value and len(value) < MIN_TOKEN_LENGTH:
+        raise ConfigError([f"{ADMIN_TOKEN_ENV}: {_TOO_SHORT}"], file=ADMIN_TOKEN_ENV)
     return value or None
