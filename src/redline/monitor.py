@@ -379,11 +379,7 @@ class Monitor:
                     f"event_type {etype!r} is written only by the monitor from an authenticated "
                     "action (kill, revive, ack); it cannot be ingested"
                 )
-                notes = validator.start_notes()
-                try:
-                    validator.reject("governance_type", message)
-                finally:
-                    validator.stop_notes()
+                validator.reject("governance_type", message)
                 return "rejected", [message]
         notes = validator.start_notes()  # filled by the validator's slow path, this thread only
         try:
@@ -611,10 +607,9 @@ class Monitor:
         tool = ev.tool if ev.tool is None else text(ev.tool)
         status = ev.status if ev.status is None else text(ev.status)
         tags = ev.tags
-        if tags:
-            scrubbed = [text(t) if isinstance(t, str) else t for t in tags]
-            if any(a is not b for a, b in zip(scrubbed, tags, strict=True)):
-                tags = scrubbed
+        # Most tags are clean: look first (memo hits), build a new list only if one changes.
+        if tags and any(isinstance(t, str) and text(t) is not t for t in tags):
+            tags = [text(t) if isinstance(t, str) else t for t in tags]
         if tool is ev.tool and status is ev.status and tags is ev.tags:
             return ev
         return _replace(ev, tool=tool, status=status, tags=tags)

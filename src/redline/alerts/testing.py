@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -170,15 +171,13 @@ class HttpReceiver:
         if plan.hang:
             self.hanging.set()
             self.release.wait(self.hang_limit)
-        try:
+        with contextlib.suppress(OSError):  # the client gave up (timed out) while we hung
             handler.send_response(plan.status)
             for key, value in plan.headers.items():
                 handler.send_header(key, value)
             handler.send_header("Content-Length", str(len(plan.body)))
             handler.end_headers()
             handler.wfile.write(plan.body)
-        except OSError:  # the client gave up (timed out) while we hung
-            pass
         with self._cond:
             self.answered += 1
 
