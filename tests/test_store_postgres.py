@@ -799,7 +799,7 @@ def test_the_writer_reconnects_after_its_connection_is_killed(pg: PostgresBacken
 
 def test_a_batch_whose_commit_landed_is_not_stored_twice(pg: PostgresBackend) -> None:
     """If the connection broke after COMMIT reached the server, the retried batch is skipped."""
-    from redline.store.postgres import _Inflight
+    from redline.store.postgres._core import _Inflight
 
     store = pg.open()
     batch = [event(i) for i in range(5)]

@@ -1,4 +1,4 @@
-"""The ``Store`` protocol: what the monitor, the CLI, the server and exports need of storage.
+"""The ``Store`` protocol, and the small capability protocols a backend may add to it.
 
 One protocol for every backend (memory, JSONL, SQLite, PostgreSQL), so ``Monitor`` never changes
 when the engine does. The split of work:
@@ -8,18 +8,67 @@ when the engine does. The split of work:
 * queries stream (``query()`` is an iterator), never load a result set whole.
 * kill state is a table: ``put_kill()``/``delete_kill()`` commit at once (a kill is never left in
   a queue), and ``poll_kills()`` answers cheaply whether anyone, in any process, changed it.
+* ``persistent`` says whether events and kill state outlive the process, so that another
+  process (the CLI, a second monitor) can open the same store. It is what a caller means when it
+  asks "is this the memory store?": durability rules and cross-process polling need it.
+
+What only some backends can do is a capability: a ``runtime_checkable`` protocol of a few
+methods, checked with ``isinstance`` once, where a store is opened or a part is built, instead of
+``getattr`` probes at every use (the shape of prometheus_client's ``collect``/``describe``).
+Capability protocols hold methods only, so ``issubclass`` works on the backend classes too.
+
+================  ======  =====  ======  ========
+capability        memory  jsonl  sqlite  postgres
+================  ======  =====  ======  ========
+``persistent``    no      yes    yes     yes
+ForkAware         yes     yes    yes     yes
+Verifiable        no      yes    yes     yes
+Checkpointed      no      no     yes     yes
+Prunable          no      no     yes     yes
+GroupedCounts     no      no     yes     yes
+Describable       no      no     yes     yes
+SharedKillState   no      no     yes     yes
+FleetRollups      no      no     no      yes
+Leadership        no      no     no      yes
+================  ======  =====  ======  ========
+
+The contract suite (``tests/contract``) runs every backend against the protocol and asserts this
+matrix, so a backend that loses a capability fails a test rather than a feature going quiet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from redline.events import AgentEvent
 
-__all__ = ["KILL_COLUMNS", "EventQuery", "KillRecord", "Store", "StoredEvent"]
+if TYPE_CHECKING:  # chain.py needs cryptography; the memory store must not
+    from redline.store.chain import Checkpoint, VerifyReport
+
+__all__ = [
+    "CAPABILITIES",
+    "KILL_COLUMNS",
+    "Checkpointed",
+    "Describable",
+    "EventQuery",
+    "FleetRollups",
+    "FleetRow",
+    "FleetSnapshot",
+    "ForkAware",
+    "GroupedCounts",
+    "KillRecord",
+    "Leadership",
+    "Prunable",
+    "PruneReport",
+    "SharedKillState",
+    "Store",
+    "StoredEvent",
+    "Verifiable",
+    "capabilities_of",
+]
 
 #: The columns of a kill row, in :meth:`KillRecord.as_row` order.
 KILL_COLUMNS = "scope, target, reason, actor, created_at, expires_at, policy"
@@ -126,6 +175,8 @@ class Store(Protocol):
 
     #: ``memory``, ``jsonl``, ``sqlite`` or ``postgres``.
     backend: str
+    #: Whether events and kill state outlive this process (another process can open them).
+    persistent: bool
 
     def append(self, events: Sequence[AgentEvent]) -> None:
         """Commit a batch in order. Called from the writer thread only."""
@@ -165,6 +216,61 @@ class Store(Protocol):
         ...
 
 
+class PruneReport(msgspec.Struct, kw_only=True):
+    """What retention removed (or would remove, with ``dry_run``), by category."""
+
+    dry_run: bool
+    erased: dict[str, int]
+    dropped_rows: int = 0
+    anchor_seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON output."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+
+class FleetRow(msgspec.Struct, kw_only=True):
+    """One agent's (or the fleet's, ``agent="*"``) totals over a window, from the rollup."""
+
+    agent: str
+    events: int = 0
+    actions: int = 0
+    denials: int = 0
+    errors: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    cost: float = 0.0
+    latency_sum: float = 0.0
+    latency_n: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    denial_rate: float = 0.0
+    error_rate: float = 0.0
+    avg_latency_ms: float = 0.0
+    cost_per_minute: float = 0.0
+    events_per_minute: float = 0.0
+
+
+class FleetSnapshot(msgspec.Struct, kw_only=True):
+    """Fleet totals and per-agent rows over ``[since, now]`` (whole minutes, see the docs)."""
+
+    window_seconds: float
+    now: float
+    since: float
+    totals: FleetRow
+    agents: list[FleetRow]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON output."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+
+# -- capabilities ---------------------------------------------------------------------------
+
+
 @runtime_checkable
 class ForkAware(Protocol):
     """A store that holds what must not cross ``os.fork()`` (connections, locks) and renews it
@@ -172,3 +278,118 @@ class ForkAware(Protocol):
 
     def after_fork(self) -> None:
         """Re-initialise in a forked child; the parent's resources are abandoned, not closed."""
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    """A store whose rows are hash-chained: ``verify`` says whether, and where, it was altered."""
+
+    def verify(self, *, public_key: str | None = None) -> VerifyReport:
+        """Walk the whole chain; ``public_key`` pins the checkpoint signer (hex)."""
+        ...
+
+
+@runtime_checkable
+class Checkpointed(Verifiable, Protocol):
+    """A chained store with a readable head and signed checkpoints over it.
+
+    Exports take ``head()`` as their snapshot and carry the first checkpoint covering what they
+    exported; ``checkpoint()`` signs the head now (``None`` when there is nothing to sign, or the
+    store was opened read-only).
+    """
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the newest row (the anchor when empty)."""
+        ...
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every stored checkpoint, oldest first."""
+        ...
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign the current head now; ``None`` when there is nothing this store may sign."""
+        ...
+
+
+@runtime_checkable
+class Prunable(Protocol):
+    """A store that applies retention: erase content past a per-category cutoff, keep the chain."""
+
+    def prune(self, cutoffs: dict[str, float], *, dry_run: bool = False) -> PruneReport:
+        """Erase events older than their category's cutoff (epoch seconds)."""
+        ...
+
+
+@runtime_checkable
+class GroupedCounts(Protocol):
+    """A store that counts matching events per column value in the engine (``GROUP BY``)."""
+
+    def counts_by(self, column: str, query: EventQuery) -> dict[str, int]:
+        """Counts by ``agent``, ``event_type``, ``category``, ``user`` or ``session_id``."""
+        ...
+
+
+@runtime_checkable
+class Describable(Protocol):
+    """A store that describes itself (row counts, head, size, health) for status and readiness."""
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``path`` names the store."""
+        ...
+
+
+@runtime_checkable
+class SharedKillState(Protocol):
+    """Kill state read from an engine other processes write, so its freshness can be known.
+
+    ``kill_switch.fail_mode: closed`` compares ``kill_state_age()`` with ``stale_after_seconds``.
+    """
+
+    def kill_state_age(self) -> float:
+        """Seconds since kill state was last read from the engine (``inf`` if never)."""
+        ...
+
+
+@runtime_checkable
+class FleetRollups(Protocol):
+    """A store that keeps per-minute rollups of every writer's events (the fleet's totals)."""
+
+    def fleet_snapshot(
+        self, window_seconds: float = 300.0, now: float | None = None
+    ) -> FleetSnapshot:
+        """Fleet totals and per-agent rows over the last ``window_seconds``."""
+        ...
+
+
+@runtime_checkable
+class Leadership(Protocol):
+    """A store that elects one process of a fleet to do fleet-wide duties (an advisory lock)."""
+
+    def try_lead(self, name: str) -> bool:
+        """Whether this process leads ``name`` now (call it periodically)."""
+        ...
+
+    def resign(self, name: str) -> None:
+        """Give up leadership of ``name`` (if held)."""
+        ...
+
+
+#: Every capability protocol by name, in the order of the module's matrix.
+CAPABILITIES: dict[str, type] = {
+    "ForkAware": ForkAware,
+    "Verifiable": Verifiable,
+    "Checkpointed": Checkpointed,
+    "Prunable": Prunable,
+    "GroupedCounts": GroupedCounts,
+    "Describable": Describable,
+    "SharedKillState": SharedKillState,
+    "FleetRollups": FleetRollups,
+    "Leadership": Leadership,
+}
+
+
+def capabilities_of(store: object) -> frozenset[str]:
+    """The names of the capability protocols ``store`` (an instance or a class) satisfies."""
+    if isinstance(store, type):
+        return frozenset(n for n, proto in CAPABILITIES.items() if issubclass(store, proto))
+    return frozenset(n for n, proto in CAPABILITIES.items() if isinstance(store, proto))

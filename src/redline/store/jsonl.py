@@ -25,7 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -40,6 +40,9 @@ from redline.store.chain import (
     chain_hash,
     verify_rows,
 )
+
+if TYPE_CHECKING:
+    from redline.config import MonitorConfig
 
 __all__ = ["JsonlStore"]
 
@@ -67,6 +70,14 @@ class JsonlStore:
     """Events in an append-only JSONL file, kills in a JSON file beside it."""
 
     backend = "jsonl"
+    persistent = True
+
+    @classmethod
+    def from_config(cls, config: MonitorConfig) -> JsonlStore:
+        """The log at ``storage.path``, kills at ``kill_switch.state_path`` (the peer's key)."""
+        path = config.storage.path
+        assert path is not None
+        return cls(path, kill_state_path=config.kill_switch.state_path or None)
 
     def __init__(
         self, path: str | os.PathLike[str], *, kill_state_path: str | os.PathLike[str] | None = None

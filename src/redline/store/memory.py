@@ -10,9 +10,13 @@ import itertools
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from redline.events import AgentEvent
 from redline.store.base import EventQuery, KillRecord, StoredEvent
+
+if TYPE_CHECKING:
+    from redline.config import MonitorConfig
 
 __all__ = ["MemoryStore"]
 
@@ -21,6 +25,13 @@ class MemoryStore:
     """Events in a bounded deque, kills in a dict; safe to share between threads."""
 
     backend = "memory"
+    #: Nothing outlives the process: no other process can read these events or kills.
+    persistent = False
+
+    @classmethod
+    def from_config(cls, config: MonitorConfig) -> MemoryStore:
+        """The store ``storage`` describes (``max_events``)."""
+        return cls(max_events=config.storage.max_events)
 
     def __init__(self, max_events: int = 1_000_000) -> None:
         self.max_events = max_events

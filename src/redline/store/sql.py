@@ -2,16 +2,36 @@
 
 SQLite and PostgreSQL differ only in their placeholder (``?`` / ``%s``), how they spell the
 ``user`` column (a reserved word in PostgreSQL), the name of the sequence column that breaks ties,
-and how tombstones (events whose content retention erased) drop out of a filter.
+and how tombstones (events whose content retention erased) drop out of a filter. Both also store
+checkpoints with the same columns, and group counts by the same columns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from redline.store.base import EventQuery
+from redline.store.chain import Checkpoint
 
-__all__ = ["select_events"]
+__all__ = ["CHECKPOINT_COLUMNS", "GROUPABLE_COLUMNS", "checkpoint_from_row", "select_events"]
+
+#: The columns of a checkpoint row, in :func:`checkpoint_from_row` order.
+CHECKPOINT_COLUMNS: Final = "stream, seq, head_hash, created_at, signature, public_key"
+#: What ``counts_by`` may group by (the indexed columns; anything else is refused, not quoted).
+GROUPABLE_COLUMNS: Final = ("agent", "event_type", "category", "user", "session_id")
+
+
+def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
+    """A checkpoint from a row of :data:`CHECKPOINT_COLUMNS`."""
+    return Checkpoint(
+        stream=row[0],
+        seq=int(row[1]),
+        head_hash=row[2],
+        created_at=float(row[3]),
+        signature=row[4],
+        public_key=row[5],
+    )
 
 
 def select_events(

@@ -27,13 +27,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from redline.events import AgentEvent, category_of
 from redline.exceptions import StoreError
-from redline.store.base import KILL_COLUMNS, EventQuery, KillRecord, StoredEvent
+from redline.store.base import KILL_COLUMNS, EventQuery, KillRecord, PruneReport, StoredEvent
 from redline.store.chain import (
     GENESIS,
     ChainRow,
@@ -47,7 +47,10 @@ from redline.store.chain import (
     read_anchor_file,
     verify_rows,
 )
-from redline.store.sql import select_events
+from redline.store.sql import GROUPABLE_COLUMNS, checkpoint_from_row, select_events
+
+if TYPE_CHECKING:
+    from redline.config import MonitorConfig
 
 __all__ = ["PruneReport", "SQLiteStore"]
 
@@ -108,24 +111,25 @@ _decode_event = msgspec.json.Decoder(AgentEvent).decode
 _sha256 = hashlib.sha256
 
 
-class PruneReport(msgspec.Struct, kw_only=True):
-    """What retention removed (or would remove, with ``dry_run``), by category."""
-
-    dry_run: bool
-    erased: dict[str, int]
-    dropped_rows: int = 0
-    anchor_seq: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict for JSON output."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
-        return out
-
-
 class SQLiteStore:
     """Events, checkpoints and kill state in one SQLite file."""
 
     backend = "sqlite"
+    persistent = True
+
+    @classmethod
+    def from_config(cls, config: MonitorConfig) -> SQLiteStore:
+        """The file at ``storage.path``, with the config's checkpoint, key and anchor settings."""
+        st = config.storage
+        assert st.path is not None
+        return cls(
+            st.path,
+            signing_key_path=st.signing_key_path or None,
+            anchor_path=st.anchor_path or None,
+            checkpoint_every=st.checkpoint_every,
+            checkpoint_interval=st.checkpoint_interval_seconds,
+            synchronous=st.synchronous,
+        )
 
     def __init__(
         self,
@@ -381,8 +385,11 @@ class SQLiteStore:
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (e.g. at close, or before an export); None when empty.
 
-        Safe from any thread: the writer connection is used under the store's write lock.
+        Safe from any thread: the writer connection is used under the store's write lock. A store
+        opened ``readonly`` signs nothing (it returns ``None``): a reader never vouches for rows.
         """
+        if self.readonly:
+            return None
         with self._write_lock:
             return self._checkpoint()
 
@@ -407,7 +414,7 @@ class SQLiteStore:
                         "FROM checkpoints WHERE seq = ?",
                         (int(head[0]),),
                     ).fetchone()
-                    cp = _checkpoint(row) if row else None
+                    cp = checkpoint_from_row(row) if row else None
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -454,7 +461,7 @@ class SQLiteStore:
 
     def counts_by(self, column: str, query: EventQuery) -> dict[str, int]:
         """Event counts grouped by ``agent``, ``event_type``, ``category`` or ``user``."""
-        if column not in ("agent", "event_type", "category", "user", "session_id"):
+        if column not in GROUPABLE_COLUMNS:
             raise ValueError(f"cannot group by {column!r}")
         sql, params = _select(msgspec.structs.replace(query, limit=None), f"{column}, count(*)")
         sql = sql.split(" ORDER BY ")[0] + f" GROUP BY {column}"
@@ -479,7 +486,7 @@ class SQLiteStore:
             )
             .fetchall()
         )
-        return [_checkpoint(r) for r in rows]
+        return [checkpoint_from_row(r) for r in rows]
 
     def verify(self, *, public_key: str | None = None) -> VerifyReport:
         """Walk the whole chain from the anchor and check every checkpoint and anchored head."""
@@ -710,17 +717,6 @@ class SQLiteStore:
                 conn.close()
             except sqlite3.Error:
                 continue
-
-
-def _checkpoint(row: Sequence[Any]) -> Checkpoint:
-    return Checkpoint(
-        stream=row[0],
-        seq=int(row[1]),
-        head_hash=row[2],
-        created_at=float(row[3]),
-        signature=row[4],
-        public_key=row[5],
-    )
 
 
 def _select(query: EventQuery, columns: str) -> tuple[str, list[Any]]:

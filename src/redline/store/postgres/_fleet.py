@@ -1,0 +1,75 @@
+"""Fleet rollups: per-minute, per-agent counters every writer upserts with its batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from redline.store.base import FleetRow, FleetSnapshot
+from redline.store.postgres._core import PgCore
+
+__all__ = ["ROLLUP_FIELDS", "Fleet"]
+
+ROLLUP_FIELDS: Final = (
+    "events",
+    "actions",
+    "denials",
+    "errors",
+    "llm_calls",
+    "tool_calls",
+    "cost",
+    "latency_sum",
+    "latency_n",
+    "tokens_in",
+    "tokens_out",
+    "tokens_cached",
+)
+
+
+class Fleet(PgCore):
+    """``fleet_snapshot``."""
+
+    def fleet_snapshot(
+        self, window_seconds: float = 300.0, now: float | None = None
+    ) -> FleetSnapshot:
+        """Fleet totals and per-agent rows over the last ``window_seconds`` from the rollup.
+
+        Resolution is one minute: every minute overlapping ``[now - window, now]`` counts.
+        """
+        at = self._clock() if now is None else now
+        since = at - window_seconds
+        first_minute = int(since // 60) * 60
+        fields = ", ".join(f"sum({n})" for n in ROLLUP_FIELDS)
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT agent, {fields} FROM {self._q}.rollup_minute "
+                "WHERE minute >= %s AND minute <= %s GROUP BY agent ORDER BY agent",
+                (first_minute, at),
+            ).fetchall()
+        minutes = max(window_seconds, 1.0) / 60.0
+        agents = [_fleet_row(str(r[0]), r[1:], minutes) for r in rows]
+        totals = [sum(float(r[i + 1] or 0) for r in rows) for i in range(len(ROLLUP_FIELDS))]
+        return FleetSnapshot(
+            window_seconds=window_seconds,
+            now=at,
+            since=since,
+            totals=_fleet_row("*", totals, minutes),
+            agents=agents,
+        )
+
+
+def _fleet_row(agent: str, sums: Sequence[Any], minutes: float) -> FleetRow:
+    v = dict(zip(ROLLUP_FIELDS, (float(x or 0) for x in sums), strict=True))
+    ints = {k: int(x) for k, x in v.items() if k not in ("cost", "latency_sum")}
+    events, actions, denials = v["events"], v["actions"], v["denials"]
+    return FleetRow(
+        agent=agent,
+        cost=v["cost"],
+        latency_sum=v["latency_sum"],
+        **ints,
+        denial_rate=denials / (actions + denials) if actions + denials else 0.0,
+        error_rate=v["errors"] / events if events else 0.0,
+        avg_latency_ms=v["latency_sum"] / v["latency_n"] if v["latency_n"] else 0.0,
+        cost_per_minute=v["cost"] / minutes,
+        events_per_minute=events / minutes,
+    )
