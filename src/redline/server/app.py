@@ -1,5 +1,9 @@
 """``create_app(monitor, server_config)``: the Starlette application, and a uvicorn runner.
 
+The factory wires the parts: a :class:`~redline.server.context.ServerContext` (monitor, config,
+tokens, limits, stream hub), the handler groups of :mod:`redline.server.handlers`, and the route
+table of :mod:`redline.server.routes`, which both routes and documents every operation.
+
 The app owns nothing it did not make: the caller opens the :class:`~redline.Monitor` and closes it
 after the server stops. :class:`RedlineServer` runs the app with uvicorn, either in the
 foreground (``redline serve``) or on a thread (tests, benchmarks, embedding), with the access log
@@ -21,14 +25,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from redline.monitor import Monitor
-from redline.server.api import Api, ErrorBody, json_response
 from redline.server.auth import TokenBook
 from redline.server.config import ServerConfig, admin_token_from_env
+from redline.server.context import ServerContext
+from redline.server.errors import ErrorBody, json_response
+from redline.server.handlers import Handlers
 from redline.server.ratelimit import RateLimiter
+from redline.server.routes import operations, routes
 from redline.server.sse import StreamHub
 
 __all__ = ["RedlineServer", "create_app"]
@@ -115,11 +121,11 @@ def create_app(
         metrics_app = make_asgi_app(monitor)
     except ImportError:
         log.info("redline: prometheus-client is not installed; /metrics answers 503")
-    api = Api(
+    ctx = ServerContext(
         monitor, config, tokens, RateLimiter(config.rate_limit_per_minute), hub,
         metrics_app=metrics_app,
     )  # fmt: skip
-    routes = [Route(op.route_path, api.guarded(op), methods=[op.method]) for op in api.operations]
+    table = operations(ctx, Handlers(ctx))
     middleware = [Middleware(SecurityHeaders)]
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -143,12 +149,13 @@ def create_app(
             collector.close()  # off the monitor's bus: the caller's monitor outlives the app
 
     app = Starlette(
-        routes=routes,
+        routes=routes(ctx, table),
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
-    app.state.api = api
+    app.state.api = ctx  # the CLI reads app.state.api.tokens
+    app.state.operations = table
     app.state.hub = hub
     app.state.monitor = monitor
     app.state.config = config

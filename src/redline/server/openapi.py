@@ -1,14 +1,16 @@
-"""The OpenAPI 3.1 document, built from the operation table (:class:`redline.server.api.Operation`).
+"""The OpenAPI 3.1 document, built from the route table (:mod:`redline.server.routes`).
 
 Schemas come from the same ``msgspec`` structs that decode requests and encode responses
 (:mod:`redline.server.schemas`, plus ``AgentEvent``, ``MetricSnapshot``, ``Alert``, ``KillRecord``
-and ``VerifyReport``), so the document cannot describe a shape the server does not speak.
+and ``VerifyReport``), so the document cannot describe a shape the server does not speak. It
+depends on the table's vocabulary (:mod:`redline.server.operation`) only, never on the router or
+the handlers, so the handler that serves it can import it without a circle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
@@ -16,11 +18,9 @@ from redline.alerts.manager import Alert
 from redline.events import AgentEvent
 from redline.metrics.snapshot import MetricSnapshot
 from redline.server import schemas
+from redline.server.operation import Operation
 from redline.store.base import KillRecord
 from redline.store.chain import VerifyReport
-
-if TYPE_CHECKING:
-    from redline.server.api import Operation
 
 __all__ = ["build_document"]
 
