@@ -11,19 +11,18 @@ over HTTP instead::
 ``record()`` never blocks and never raises: events go into a bounded queue (the oldest dropped,
 and counted, when it is full) that a daemon thread sends in batches of ``batch_size``, or every
 ``flush_interval`` seconds, retrying with jittered exponential backoff (honouring ``Retry-After``).
+The queue and thread are a :class:`redline._batch.BatchWorker`: flushed once at interpreter exit
+(before the local monitors), and re-made in a child after ``os.fork()`` (the child sends only its
+own events, over connections of its own; the parent still sends what it had queued).
 ``check()`` asks the server each time, or reuses an answer for ``check_cache_ttl`` seconds. Kill
 and revive calls are recorded on the server with the *token's* name as the actor.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import random
-import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import httpx
 import msgspec
 
+from redline import _lifecycle
+from redline._batch import BatchWorker
 from redline.events import AgentEvent
 from redline.exceptions import AgentKilledError, RedlineError
 from redline.store.base import KillRecord
@@ -97,94 +98,76 @@ class RemoteMonitor:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.fail_closed = fail_closed
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "redline-client"},
-            timeout=timeout,
-            transport=transport,
-        )
+        self._token = token
+        self._timeout = timeout
+        self._transport = transport
+        self._http = self._connect()
+        self._inherited: list[httpx.Client] = []
         self._encode = msgspec.json.Encoder(enc_hook=_stringify).encode
-        self._queue: deque[AgentEvent | Mapping[str, Any]] = deque()
-        self._cond = threading.Condition()
-        self._enqueued = 0
-        self._done = 0
-        self._flushing = False
-        self._closing = False
         self._closed = False
         self._cache: dict[tuple[str, str | None], tuple[float, KillRecord | None]] = {}
         self._rng = random.Random()
         self._logged: set[str] = set()
         # Counters (see stats()).
         self.sent = 0
-        self.dropped = 0
         self.failed = 0
         self.retried = 0
         self.batches = 0
         self.repaired = 0
         self.rejected = 0
-        self._worker = threading.Thread(target=self._run, name="redline-client", daemon=True)
-        self._worker.start()
-        _LIVE.add(self)
+        self._worker: BatchWorker[AgentEvent | Mapping[str, Any]] = BatchWorker(
+            self._send_batch,
+            name="client",
+            queue_size=queue_size,
+            batch_size=batch_size,
+            interval=flush_interval,
+            full_policy="drop_oldest",
+            exit_phase=_lifecycle.PRODUCERS,
+        )
+        _lifecycle.after_fork_in_child(self._after_fork)
+
+    def _connect(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self._token}", "User-Agent": "redline-client"},
+            timeout=self._timeout,
+            transport=self._transport,
+        )
+
+    def _after_fork(self) -> None:
+        """In a forked child: connections of its own (the sender re-makes itself).
+
+        The parent's pooled connections are the parent's: the child must neither use nor close
+        them (closing a TLS connection would end the parent's session), so they are only kept
+        out of reach of the garbage collector.
+        """
+        if self._closed:
+            return
+        self._inherited.append(self._http)
+        self._http = self._connect()
+        self._cache.clear()
 
     # -- recording ------------------------------------------------------------------------------
     def record(self, event: AgentEvent | Mapping[str, Any]) -> None:
         """Queue one event for the server. Never blocks, never raises; drops the oldest when full."""
-        with self._cond:
-            if self._closed:
-                self.dropped += 1
-                return
-            queue = self._queue
-            if len(queue) >= self.queue_size:
-                queue.popleft()
-                self.dropped += 1
-                self._done += 1
-            queue.append(event)
-            self._enqueued += 1
-            if len(queue) >= self.batch_size:
-                self._cond.notify_all()
+        self._worker.put(event)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped: the queue was full (the oldest went), or the client was closed."""
+        return self._worker.dropped
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Send everything recorded so far (or give it up after retries); False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            target = self._enqueued
-            self._flushing = True
-            self._cond.notify_all()
-            while self._done < target:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-        return True
+        return self._worker.force_flush(timeout)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                deadline = time.monotonic() + self.flush_interval
-                while (
-                    len(self._queue) < self.batch_size
-                    and not self._closing
-                    and not (self._flushing and self._queue)
-                ):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                n = min(self.batch_size, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(n)]
-                if not self._queue:
-                    self._flushing = False
-                if not batch and self._closing:
-                    return
-            if batch:
-                try:
-                    self._send(batch)
-                except Exception:  # a bug here must not kill the thread
-                    self.failed += len(batch)
-                    log.exception("redline client: sending a batch failed")
-                with self._cond:
-                    self._done += len(batch)
-                    self._cond.notify_all()
+    def _send_batch(self, batch: list[AgentEvent | Mapping[str, Any]]) -> None:
+        """The worker's export: one batch, retried; a bug here is counted, never raised."""
+        try:
+            self._send(batch)
+        except Exception:
+            self.failed += len(batch)
+            log.exception("redline client: sending a batch failed")
 
     def _send(self, batch: list[AgentEvent | Mapping[str, Any]]) -> None:
         body = self._encode(batch)
@@ -357,10 +340,8 @@ class RemoteMonitor:
     # -- health and lifecycle -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """The client's own counters: queued, sent, batches, retried, dropped, failed, ..."""
-        with self._cond:
-            queued = len(self._queue)
         return {
-            "queued": queued,
+            "queued": self._worker.queued,
             "sent": self.sent,
             "batches": self.batches,
             "retried": self.retried,
@@ -374,14 +355,9 @@ class RemoteMonitor:
         """Flush, stop the sender and close connections. Idempotent."""
         if self._closed:
             return True
-        ok = self.flush(timeout)
-        with self._cond:
-            self._closing = True
-            self._closed = True
-            self._cond.notify_all()
-        self._worker.join(timeout)
+        self._closed = True
+        ok = self._worker.shutdown(timeout)
         self._http.close()
-        _LIVE.discard(self)
         return ok
 
     def __enter__(self) -> RemoteMonitor:
@@ -442,16 +418,3 @@ def _retry_after(r: httpx.Response) -> float:
         return max(0.0, float(value))
     except ValueError:
         return 0.0
-
-
-_LIVE: weakref.WeakSet[RemoteMonitor] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    """Give queued events a bounded chance to reach the server at interpreter exit."""
-    for client in list(_LIVE):
-        try:
-            client.close(timeout=5.0)
-        except Exception:
-            log.exception("redline client: closing at exit failed")
