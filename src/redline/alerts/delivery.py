@@ -4,7 +4,7 @@ The path of one alert::
 
     AlertManager.notify(alert)                      caller's thread: a few dict lookups, no I/O
       └── Dispatcher.submit(channel, alert)         deque append (drop + count when full), wake
-            └── lane worker (daemon thread)         one per channel, FIFO
+            └── lane worker (a BatchWorker)         one per channel, FIFO, one alert at a time
                   ├── CircuitBreaker.allow()        open → dead letter at once, no request
                   ├── channel.send(alert)           per-request timeout, set by the channel
                   ├── retry: full-jitter backoff,   Retry-After honoured on 429/503,
@@ -15,8 +15,11 @@ Why a lane (a queue and one worker) per channel rather than one shared pool: a r
 hangs or backs off can only hold its own worker, so it never delays any other channel, whatever
 the number of stuck receivers (a shared pool of N workers is starved by N of them); and each
 channel sees its alerts in order, so PagerDuty's ``resolve`` never overtakes its ``trigger``.
-Threads cost one per remote channel configured (a handful), started on the first alert, and
-restarted after a fork. The circuit breaker keeps a dead receiver from turning every alert into
+Threads cost one per remote channel configured (a handful), started on the first alert. Each
+lane is a :class:`redline._batch.BatchWorker` (batches of one, the newest dropped when full): in
+a child after ``os.fork()`` it starts afresh with an empty queue (the parent still delivers what
+it had queued, so no alert goes out twice), and at interpreter exit it is flushed once, after
+the monitors (whose closing may still raise an alert). The circuit breaker keeps a dead receiver from turning every alert into
 five timeouts; while it is open alerts are dead-lettered at once instead of piling up.
 
 The console channel sets ``deliver_inline = True`` and is written on the caller's thread by
@@ -36,7 +39,6 @@ import os
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,6 +46,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from redline import _lifecycle
+from redline._batch import BatchWorker
 from redline.clock import Clock, SystemClock
 from redline.exceptions import RedlineError
 
@@ -193,6 +197,10 @@ class DeadLetterFile:
         self._lock = threading.Lock()
         self.errors = 0
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent thread may have held it at the fork)."""
+        self._lock = threading.Lock()
+
     def write(self, record: dict[str, Any]) -> bool:
         """Append and fsync one record; False (logged once per ten failures) when it failed."""
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
@@ -231,17 +239,28 @@ class ChannelStats:
 
 
 class _Lane:
-    """One channel's queue, worker, breaker and counters."""
+    """One channel's queue and worker, breaker and counters."""
 
-    def __init__(self, channel: AlertChannel, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        channel: AlertChannel,
+        breaker: CircuitBreaker,
+        deliver: Callable[[_Lane, list[Alert]], None],
+        queue_size: int,
+    ) -> None:
         self.channel = channel
         self.breaker = breaker
         self.stats = ChannelStats()
         self.lock = threading.Lock()  # guards stats from the caller's and the worker's threads
-        self.queue: deque[Alert] = deque()
-        self.wake = threading.Condition()
-        self.thread: threading.Thread | None = None
-        self.busy = False
+        self.worker: BatchWorker[Alert] = BatchWorker(
+            lambda batch: deliver(self, batch),
+            name=f"alerts-{channel.name}",
+            queue_size=queue_size,
+            batch_size=1,  # one alert at a time, in order: the worker wakes for each
+            interval=1.0,
+            full_policy="drop_newest",
+            exit_phase=_lifecycle.DELIVERY,
+        )
 
 
 def _redact(channel: object, text: str) -> str:
@@ -288,12 +307,9 @@ class Dispatcher:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._lanes: dict[str, _Lane] = {}
-        self._done = threading.Condition()
-        self._enqueued = 0
-        self._finished = 0
         self._closing = False
-        self._pid = os.getpid()
         CircuitBreaker(breaker_threshold, breaker_reset_seconds)  # validate at construction
+        _lifecycle.after_fork_in_child(self._after_fork)
 
     # -- setup ------------------------------------------------------------------------------
     def add(self, channel: AlertChannel) -> None:
@@ -301,7 +317,7 @@ class Dispatcher:
         if channel.name in self._lanes:
             raise ValueError(f"two alert channels are named {channel.name!r}")
         breaker = CircuitBreaker(self.breaker_threshold, self.breaker_reset_seconds, self._clock)
-        self._lanes[channel.name] = _Lane(channel, breaker)
+        self._lanes[channel.name] = _Lane(channel, breaker, self._run, self.queue_size)
 
     # -- the caller's side ------------------------------------------------------------------
     def submit(self, name: str, alert: Alert) -> bool:
@@ -311,31 +327,18 @@ class Dispatcher:
             with lane.lock:
                 lane.stats.dropped += 1
             return False
-        if self._pid != os.getpid():
-            self._after_fork()
-        with lane.wake:
-            if len(lane.queue) >= self.queue_size:
-                full = True
-            else:
-                full = False
-                lane.queue.append(alert)
-                with self._done:
-                    self._enqueued += 1
-                lane.wake.notify()
-        if full:
-            with lane.lock:
-                lane.stats.dropped += 1
-                dropped = lane.stats.dropped
-            if dropped == 1 or dropped % 1000 == 0:
-                log.warning(
-                    "redline: alert channel %s is behind; dropped %d alert(s) so far",
-                    name,
-                    dropped,
-                )
-            return False
-        if lane.thread is None:
-            self._start(lane)
-        return True
+        if lane.worker.put(alert):
+            return True
+        with lane.lock:
+            lane.stats.dropped += 1
+            dropped = lane.stats.dropped
+        if dropped == 1 or dropped % 1000 == 0:
+            log.warning(
+                "redline: alert channel %s is behind; dropped %d alert(s) so far",
+                name,
+                dropped,
+            )
+        return False
 
     def deliver_inline(self, name: str, alert: Alert) -> bool:
         """Deliver on this thread (local channels): one attempt, counted, dead-lettered on failure."""
@@ -353,9 +356,12 @@ class Dispatcher:
     # -- waiting ----------------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every alert queued so far was delivered or given up; False on timeout."""
-        with self._done:
-            target = self._enqueued
-            return self._done.wait_for(lambda: self._finished >= target, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok = True
+        for lane in self._lanes.values():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ok = lane.worker.force_flush(left) and ok
+        return ok
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Flush, then stop the workers; what is still queued is dead-lettered. Idempotent."""
@@ -363,24 +369,14 @@ class Dispatcher:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         ok = self.flush(timeout)
-        self._closing = True
-        self._stop.set()
+        self._closing = True  # what is still queued is now given up, not sent
+        self._stop.set()  # and a retry's backoff wait ends at once
         for lane in self._lanes.values():
-            with lane.wake:
-                lane.wake.notify_all()
-        for lane in self._lanes.values():
-            thread = lane.thread
-            if (
-                thread is not None
-                and thread.is_alive()
-                and thread is not threading.current_thread()
-            ):
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                thread.join(left)
-                ok = ok and not thread.is_alive()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ok = lane.worker.shutdown(left) and ok
         for lane in self._lanes.values():
             close = getattr(lane.channel, "close", None)
-            if close is not None and not lane.busy:
+            if close is not None and not lane.worker.busy:
                 try:
                     close()
                 except Exception as exc:
@@ -401,11 +397,11 @@ class Dispatcher:
                 totals[key] += value
             channels[name] = {
                 **counts,
-                "queued": len(lane.queue),
+                "queued": lane.worker.queued,
                 "circuit": lane.breaker.state,
             }
         out: dict[str, Any] = dict(totals)
-        out["queued"] = sum(len(lane.queue) for lane in self._lanes.values())
+        out["queued"] = sum(lane.worker.queued for lane in self._lanes.values())
         out["channels"] = channels
         return out
 
@@ -414,37 +410,19 @@ class Dispatcher:
         return sum(getattr(lane.stats, counter) for lane in self._lanes.values())
 
     # -- the worker -------------------------------------------------------------------------
-    def _start(self, lane: _Lane) -> None:
-        with lane.wake:
-            if lane.thread is not None:
-                return
-            lane.thread = threading.Thread(
-                target=self._run,
-                args=(lane,),
-                name=f"redline-alerts-{lane.channel.name}",
-                daemon=True,
-            )
-        lane.thread.start()
-
     def _after_fork(self) -> None:
-        """In a forked child the parent's workers do not exist: start afresh, keep the queues."""
-        self._pid = os.getpid()
-        self._done = threading.Condition()
-        for lane in self._lanes.values():
-            lane.wake = threading.Condition()
-            lane.lock = threading.Lock()
-            lane.thread = None
-            lane.busy = False
+        """In a forked child: fresh locks (a parent thread may have held one at the fork).
 
-    def _run(self, lane: _Lane) -> None:
-        while True:
-            with lane.wake:
-                while not lane.queue and not self._closing:
-                    lane.wake.wait()
-                if not lane.queue:
-                    return
-                alert = lane.queue.popleft()
-                lane.busy = True
+        Each lane's worker re-makes itself (empty queue, a thread on the next alert).
+        """
+        for lane in self._lanes.values():
+            lane.lock = threading.Lock()
+        if self.dead_letter is not None:
+            self.dead_letter.after_fork()
+
+    def _run(self, lane: _Lane, batch: list[Alert]) -> None:
+        """A lane worker's export: deliver (or, once closing, give up) each alert in order."""
+        for alert in batch:
             try:
                 if self._closing:
                     self._give_up(lane, alert, 0, "not delivered before close()")
@@ -456,11 +434,6 @@ class Dispatcher:
                     lane.channel.name,
                     type(exc).__name__,
                 )
-            finally:
-                lane.busy = False
-                with self._done:
-                    self._finished += 1
-                    self._done.notify_all()
 
     def _deliver(self, lane: _Lane, alert: Alert) -> None:
         channel, breaker, policy = lane.channel, lane.breaker, self.retry
