@@ -30,18 +30,19 @@ Content (prompts, completions, tool arguments) is copied only with ``capture_con
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import random
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from redline import _lifecycle
+from redline._batch import BatchWorker
 from redline.events import AgentEvent
 from redline.tracing import CausalTraceId, current_trace
 
@@ -254,6 +255,14 @@ class SpanBuilder:
         self._lock = threading.Lock()
         #: Sessions closed without a ``session_end`` because too many were open.
         self.evicted_sessions = 0
+        _lifecycle.after_fork_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's worker may have held it at the fork).
+
+        Open session spans stay: a child that goes on with a session parents its spans under it.
+        """
+        self._lock = threading.Lock()
 
     # -- the public step ----------------------------------------------------------------------
     def build(self, event: AgentEvent, ctx: object = None) -> list[SpanRecord]:
@@ -623,10 +632,14 @@ class BusSpanExporter:
     """Subscribes to a monitor's bus and exports spans from a background thread.
 
     The subscriber does two cheap things on the recording thread: it captures the current
-    trace context (``context()``; by default Redline's current trace) and appends the event to a
-    bounded queue (``queue_size``; past it the oldest is dropped and counted in
-    :attr:`dropped`). A daemon worker builds spans, calls ``on_event`` (metrics) and hands each
-    batch to ``sink``. :meth:`force_flush` waits until everything queued has been exported.
+    trace context (``context()``; by default Redline's current trace) and puts the event on a
+    :class:`~redline._batch.BatchWorker` (``queue_size``; past it the oldest is dropped and
+    counted in :attr:`dropped`). The worker, woken every ``interval`` seconds or when 512 events
+    wait, builds spans, calls ``on_event`` (metrics) and hands each batch to ``sink``.
+    :meth:`force_flush` waits until everything queued has been exported. In a child after
+    ``os.fork()`` the queue starts empty (the parent exports what it had queued) and a worker
+    of its own starts with the child's first event; at interpreter exit the queue is flushed
+    once, after the monitors.
     """
 
     def __init__(
@@ -644,64 +657,49 @@ class BusSpanExporter:
         self.builder = SpanBuilder(capture_content=capture_content)
         self._context = context
         self._on_event = on_event
-        self._queue: deque[tuple[AgentEvent, object]] = deque()
-        self._queue_size = queue_size
-        self._interval = interval
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._busy = False
-        self.dropped = 0
+        self._worker: BatchWorker[tuple[AgentEvent, object]] = BatchWorker(
+            self._export,
+            name="spans",
+            queue_size=queue_size,
+            batch_size=512,
+            interval=interval,
+            full_policy="drop_oldest",
+            exit_phase=_lifecycle.DELIVERY,
+        )
         self.exported = 0
         self.errors = 0
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="redline-spans", daemon=True)
-        self._thread.start()
         self._unsubscribe: Callable[[], None] | None = monitor.subscribe(self._on_bus_event)
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because the queue was full (or arrived after shutdown)."""
+        return self._worker.dropped
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to become spans."""
+        return self._worker.queued
 
     # -- the recording thread -------------------------------------------------------------------
     def _on_bus_event(self, event: AgentEvent) -> None:
-        queue = self._queue
-        if len(queue) >= self._queue_size:
-            with contextlib.suppress(IndexError):  # drained by the worker meanwhile
-                queue.popleft()
-                self.dropped += 1
-        queue.append((event, self._context()))
+        self._worker.put((event, self._context()))
 
     # -- the worker -----------------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._drain()
-            if self._stopping and not self._queue:
-                return
-
-    def _drain(self) -> None:
-        queue = self._queue
-        while queue:
-            with self._idle:
-                self._busy = True
-            batch: list[SpanRecord] = []
-            for _ in range(512):
-                try:
-                    event, ctx = queue.popleft()
-                except IndexError:
-                    break
-                try:
-                    batch.extend(self.builder.build(event, ctx))
-                    if self._on_event is not None:
-                        self._on_event(event)
-                except Exception:
-                    self._fail("building a span")
-            if batch:
-                try:
-                    self.sink.export(batch)
-                    self.exported += len(batch)
-                except Exception:
-                    self._fail("exporting spans")
-        with self._idle:
-            self._busy = False
-            self._idle.notify_all()
+    def _export(self, items: list[tuple[AgentEvent, object]]) -> None:
+        batch: list[SpanRecord] = []
+        for event, ctx in items:
+            try:
+                batch.extend(self.builder.build(event, ctx))
+                if self._on_event is not None:
+                    self._on_event(event)
+            except Exception:
+                self._fail("building a span")
+        if batch:
+            try:
+                self.sink.export(batch)
+                self.exported += len(batch)
+            except Exception:
+                self._fail("exporting spans")
 
     def _fail(self, what: str) -> None:
         self.errors += 1
@@ -712,19 +710,14 @@ class BusSpanExporter:
     # -- control --------------------------------------------------------------------------------
     def force_flush(self, timeout: float | None = 10.0) -> bool:
         """Block until every event queued so far has been turned into spans and exported."""
-        self._wake.set()
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
+        return self._worker.force_flush(timeout)
 
     def shutdown(self, timeout: float | None = 10.0) -> bool:
         """Unsubscribe, export what is queued, end open session spans, shut the sink down."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        ok = self.force_flush(timeout)
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
+        ok = self._worker.shutdown(timeout)
         rest = self.builder.close_all()
         try:
             if rest:
