@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,4 +124,98 @@ def test_postgres_events_queued_at_the_fork_are_stored_once(pg_schema: str) -> N
     report = monitor.verify()
     assert report.ok
     assert len(report.streams) == 2
+    monitor.close()
+
+
+# -- the remote client and span export, forked ----------------------------------------------------
+
+
+def _fork_and_report(body: Any) -> str:
+    """Fork; the child runs ``body()`` and writes its string result back. No atexit in the child."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        os.close(read_fd)
+        try:
+            answer = str(body())
+        except BaseException as exc:
+            answer = f"child failed: {exc!r}"
+        os.write(write_fd, answer.encode())
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+def test_a_remote_monitor_forked_with_a_queue_sends_each_event_once(tmp_path: Path) -> None:
+    """Events the parent had queued at the fork reach the server once; the child's own too."""
+    pytest.importorskip("starlette")
+    from redline.client import RemoteMonitor
+    from redline.server import RedlineServer, ServerConfig, TokenConfig, create_app
+
+    token = "fork-ingest-0123456789abcdef"
+    monitor = Monitor(parse_config({"storage": {"path": str(tmp_path / "server.db")}}))
+    config = ServerConfig(port=0, tokens=[TokenConfig(name="i", role="ingest", token=token)],
+                          rate_limit_per_minute=100_000)  # fmt: skip
+    server = RedlineServer(create_app(monitor, config, admin_token=""), port=0).start()
+    try:
+        client = RemoteMonitor(server.url, token, batch_size=10_000, flush_interval=3600)
+        for i in range(50):
+            client.record(AgentEvent(agent="parent", data={"i": i}))
+        assert client.stats()["queued"] == 50
+
+        def child() -> str:
+            for i in range(30):
+                client.record(AgentEvent(agent="child", data={"i": i}))
+            ok = client.flush(30)
+            stats = client.stats()
+            client.close()
+            return f"{ok} {stats['sent']}"
+
+        assert _fork_and_report(child) == "True 30"
+        assert client.flush(30)
+        assert client.stats()["sent"] == 50
+        client.close()
+        assert monitor.flush(10)
+        counts: dict[str, int] = {}
+        for ev in monitor.get_events(limit=None):
+            counts[ev["agent"]] = counts.get(ev["agent"], 0) + 1
+        assert counts == {"parent": 50, "child": 30}
+    finally:
+        server.stop()
+        monitor.close()
+
+
+def test_a_span_exporter_forked_with_a_queue_exports_each_span_once() -> None:
+    """The parent's queued events become spans in the parent only; the child's in the child."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from redline.export.otel import OTelSpanSink
+    from redline.export.spans import BusSpanExporter
+
+    spans_out = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans_out))
+    monitor = Monitor()
+    bus = BusSpanExporter(monitor, OTelSpanSink(provider), interval=3600)
+    for i in range(5):
+        monitor.record(AgentEvent(agent="a", event_type="tool_call", tool=f"parent{i}"))
+    assert bus.queued == 5
+
+    def child() -> str:
+        for i in range(3):
+            monitor.record(AgentEvent(agent="a", event_type="tool_call", tool=f"child{i}"))
+        assert bus.force_flush(10)
+        return ",".join(sorted(s.name for s in spans_out.get_finished_spans()))
+
+    assert _fork_and_report(child) == ",".join(f"execute_tool child{i}" for i in range(3))
+    assert bus.force_flush(10)
+    names = sorted(s.name for s in spans_out.get_finished_spans())
+    assert names == [f"execute_tool parent{i}" for i in range(5)]
+    bus.shutdown()
     monitor.close()
