@@ -12,15 +12,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from redline.server.config import ServerConfig, TokenConfig, parse_server_config
+from redline.server.config import ServerConfig, TokenConfig
 
 if TYPE_CHECKING:
     from redline.server.app import RedlineServer, create_app
+    from redline.server.section import parse_server_config
 
 __all__ = ["RedlineServer", "ServerConfig", "TokenConfig", "create_app", "parse_server_config"]
 
 
 def __getattr__(name: str) -> Any:
+    # Lazy: the config loader imports redline.server.config (and so this package); importing the
+    # loader back here, at import time, would be a circle.
+    if name == "parse_server_config":
+        from redline.server.section import parse_server_config
+
+        return parse_server_config
     if name in ("RedlineServer", "create_app"):
         try:
             from redline.server import app

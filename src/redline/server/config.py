@@ -1,13 +1,17 @@
 """``server:``: how ``redline serve`` listens and who may call it.
 
 Until ``server`` is a section of :class:`~redline.config.MonitorConfig`, ``redline serve`` reads the
-``server:`` mapping of the same YAML file with :func:`parse_server_config`, which reports problems
-the way ``load_config`` does (``monitor.yaml: server.tokens[0].role: expected one of ...``).
+``server:`` mapping of the same YAML file with :func:`redline.server.section.parse_server_config`,
+which reports problems the way ``load_config`` does (``monitor.yaml: server.tokens[0].role: expected one of ...``).
 
 Tokens: each has a ``name`` (the actor recorded for what it does), a ``role`` (``ingest``: post
 events and check kills; ``read``: queries, the stream, metrics; ``admin``: everything) and either
 the secret itself (``token``) or only its SHA-256 in hex (``token_sha256``), so a config file need
 not hold secrets. ``REDLINE_ADMIN_TOKEN`` adds an admin token from the environment.
+
+This module imports nothing of Redline's but :mod:`redline.exceptions`: the config loader imports
+it, so it must not import the loader back (the section parser that does lives in
+:mod:`redline.server.section`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
@@ -27,7 +31,6 @@ __all__ = [
     "ServerConfig",
     "TokenConfig",
     "admin_token_from_env",
-    "parse_server_config",
     "server_config_errors",
 ]
 
@@ -124,21 +127,6 @@ def server_config_errors(config: ServerConfig, source: str = "<config>") -> list
         if tok.rate_limit_per_minute is not None and tok.rate_limit_per_minute < 1:
             err(f"{p}.rate_limit_per_minute", "expected at least 1")
     return errors
-
-
-def parse_server_config(raw: Any, *, source: str = "<config>") -> ServerConfig:
-    """Validate a ``server:`` mapping (already parsed and interpolated) into a config.
-
-    ``None`` gives the defaults. Problems are reported exactly as for a whole config file (the
-    section is checked by :func:`redline.config.parse_config`): every one, with its key path.
-    """
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{source}: server: expected a mapping, got {type(raw).__name__}"])
-    from redline.config import parse_config
-
-    return parse_config({"server": raw}, source=source).server
 
 
 _TOO_SHORT: Final = (
