@@ -507,6 +507,43 @@ def test_alerts_and_acknowledge(srv: Harness, admin: httpx.Client) -> None:
     assert admin.get("/v1/alerts?agent=a").json()["alerts"][0]["agent"] == "a"
 
 
+def test_alerts_come_from_the_store_so_the_fleet_s_alerts_are_listed(
+    srv: Harness, admin: httpx.Client
+) -> None:
+    """An alert raised by another process on the same store is listed, and can be acknowledged."""
+    other = Monitor(parse_config({"storage": {"path": str(srv.db)}}))
+    try:
+        other.kill_agent("worker-7", reason="raised elsewhere", actor="cron")  # a kill alert
+        other.flush()
+    finally:
+        other.close()
+    listed = admin.get("/v1/alerts?agent=worker-7").json()["alerts"]
+    assert [(a["message"], a["state"]) for a in listed] == [("raised elsewhere", "firing")]
+    alert_id = listed[0]["id"]
+    assert all(a.id != alert_id for a in srv.monitor.alerts.history)  # not this process's
+
+    r = admin.post(f"/v1/alerts/{alert_id}/ack", json={"note": "seen"})
+    assert r.status_code == 200
+    assert r.json()["state"] == "acknowledged"
+    [after] = admin.get("/v1/alerts?agent=worker-7").json()["alerts"]
+    assert (after["id"], after["state"]) == (alert_id, "acknowledged")
+    assert after["details"]["acknowledged_by"] == "ops-admin"
+    assert admin.get("/v1/alerts?state=firing&agent=worker-7").json()["alerts"] == []
+    assert admin.get("/v1/alerts?state=acknowledged").json()["alerts"][0]["id"] == alert_id
+
+
+def test_alert_list_limit_counts_alerts_not_state_changes(
+    srv: Harness, admin: httpx.Client
+) -> None:
+    """``limit`` caps alerts; an alert with several stored states appears once, newest state."""
+    for name in ("a", "b", "c"):
+        admin.post("/v1/kill", json={"scope": "agent", "target": name, "reason": name})
+    newest = admin.get("/v1/alerts").json()["alerts"]
+    assert admin.post(f"/v1/alerts/{newest[-1]['id']}/ack").status_code == 200  # a's alert
+    alerts = admin.get("/v1/alerts?limit=2").json()["alerts"]
+    assert [(a["agent"], a["state"]) for a in alerts] == [("a", "acknowledged"), ("c", "firing")]
+
+
 # -- the stream -----------------------------------------------------------------------------------
 
 
