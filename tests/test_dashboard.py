@@ -187,6 +187,37 @@ def test_global_kill_needs_typed_confirmation(page: Any, served: tuple[str, Moni
     assert not monitor.kills()
 
 
+def test_rows_show_the_kill_the_server_says_covers_them(
+    page: Any, served: tuple[str, Monitor]
+) -> None:
+    """Each row shows the kill the monitor says covers it: the fleet's over the agent's own."""
+    url, monitor = served
+    monitor.record(AgentEvent(agent="a"))
+    monitor.record(AgentEvent(agent="b"))
+    sign_in(page, url, ADMIN)
+    page.wait_for_selector('tr[data-agent="b"]')
+
+    def shows(agent: str, *labels: str) -> None:
+        page.wait_for_function(
+            f"() => {list(labels)}.includes("
+            f"document.querySelector('tr[data-agent=\"{agent}\"] .state')?.textContent)",
+            timeout=5000,
+        )
+
+    monitor.kill_agent("a", reason="its own", actor="ops")  # from elsewhere: seen on the stream
+    shows("a", "KILLED")
+    shows("b", "RUNNING")
+    monitor.kill_global(reason="incident", actor="ops")
+    shows("a", "KILLED · ALL")
+    shows("b", "KILLED · ALL")
+    assert page.locator('tr[data-agent="a"] button.revive').count() == 0  # not its kill to lift
+    monitor.revive_global(actor="ops")
+    shows("b", "RUNNING", "IDLE")  # its windows start afresh after a revive
+    shows("a", "KILLED")
+    assert page.locator('tr[data-agent="a"] button.revive').count() == 1
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
 def test_read_token_sees_no_controls(page: Any, served: tuple[str, Monitor]) -> None:
     """A read token gets the view without kill, revive or acknowledge controls."""
     url, monitor = served

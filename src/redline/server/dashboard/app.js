@@ -3,6 +3,10 @@
 // Data: GET /v1/agents, /v1/metrics, /v1/alerts, /v1/stats (polled), and /v1/stream (Server-Sent
 // Events read with fetch() and a stream reader, so the token stays in the Authorization header
 // and never appears in a URL). Every DOM update is batched into one animation frame.
+//
+// Kill state is the server's: each row of /v1/agents carries `state` and `kill`, the kill that
+// covers the agent as the monitor decides it (Monitor.kill_for: global, then agent, then
+// session). This file never ranks kills itself; after a kill or revive it asks again.
 
 const POLL_MS = 2000;
 const SLOW_POLL_MS = 5000;
@@ -201,6 +205,7 @@ function refreshSoon() {
 }
 
 async function loadAgents() {
+  const asked = Date.now();
   const body = await api(`/v1/agents?window=${S.window}`);
   const seen = new Set();
   for (const row of body.agents) {
@@ -208,10 +213,14 @@ async function loadAgents() {
     S.agents.set(row.agent, { ...row, idle: false });
   }
   for (const [name, row] of S.agents) {
-    if (!seen.has(name) && !row.idle) {
+    // A row the stream touched after this request left is newer than the answer: keep it.
+    if (!seen.has(name) && !row.idle && !(row.touched > asked)) {
       // Revived (its windows start afresh) or idle long enough to be evicted: keep the row.
+      // The server lists every agent with a kill of its own, so only a fleet-wide kill can
+      // cover one it no longer lists.
       S.agents.set(name, {
-        agent: name, state: "running", kill: null, idle: true,
+        agent: name, state: body.global_kill ? "killed" : "running", kill: body.global_kill,
+        idle: true,
         events_per_minute: 0, cost_per_minute: 0, error_rate: 0, p95_latency_ms: 0,
         last_event_at: row.last_event_at,
       });
@@ -317,7 +326,7 @@ function onFrame(frame) {
       return;
     case "kill":
     case "revive":
-      applyGovernance(name, payload);
+      applyGovernance();
       break;
     case "alert":
       setTimeout(() => loadAlerts().catch(() => {}), 100);
@@ -337,26 +346,18 @@ function touchAgent(ev) {
     S.agents.set(ev.agent, {
       agent: ev.agent, state: ev.killed_scope ? "killed" : "running", kill: null, idle: false,
       events_per_minute: 0, cost_per_minute: 0, error_rate: 0, p95_latency_ms: 0,
-      last_event_at: ev.timestamp,
+      last_event_at: ev.timestamp, touched: Date.now(),
     });
     refreshSoon();
-  } else if (!row.last_event_at || ev.timestamp > row.last_event_at) {
-    row.last_event_at = ev.timestamp;
+  } else {
+    row.touched = Date.now();
+    if (!row.last_event_at || ev.timestamp > row.last_event_at) row.last_event_at = ev.timestamp;
   }
   invalidate("table");
 }
 
-function applyGovernance(kind, ev) {
-  const d = ev.data || {};
-  if (d.scope === "agent") {
-    const row = S.agents.get(d.target) || { agent: d.target, events_per_minute: 0, cost_per_minute: 0, error_rate: 0, p95_latency_ms: 0 };
-    row.state = kind === "kill" ? "killed" : "running";
-    row.kill = kind === "kill" ? { scope: "agent", target: d.target, reason: d.reason, actor: d.actor } : null;
-    S.agents.set(d.target, row);
-  } else if (d.scope === "global") {
-    S.globalKill = kind === "kill" ? { scope: "global", target: "*", reason: d.reason, actor: d.actor } : null;
-  }
-  invalidate("table", "kpi", "banner");
+function applyGovernance() {
+  // A kill or revive from anywhere: which kill now covers each agent is the server's answer.
   refreshSoon();
 }
 
@@ -416,10 +417,8 @@ async function killAgent(name) {
   try {
     const body = { scope: "agent", target: name, reason: answer.reason || "Killed from the dashboard" };
     if (answer.ttl) body.ttl = answer.ttl;
-    const res = await api("/v1/kill", { method: "POST", body });
-    const row = S.agents.get(name);
-    if (row) { row.state = "killed"; row.kill = res.kill; }
-    invalidate("table", "kpi");
+    await api("/v1/kill", { method: "POST", body });
+    await loadAgents();
     toast(`Killed ${name}`);
   } catch (err) {
     toast(`Kill failed: ${err.message}`, true);
@@ -435,9 +434,7 @@ async function reviveAgent(name) {
   if (!answer) return;
   try {
     await api("/v1/revive", { method: "POST", body: { scope: "agent", target: name } });
-    const row = S.agents.get(name);
-    if (row) { row.state = "running"; row.kill = null; }
-    invalidate("table", "kpi");
+    await loadAgents();
     toast(`Revived ${name}`);
   } catch (err) {
     toast(`Revive failed: ${err.message}`, true);
@@ -454,8 +451,7 @@ async function toggleGlobal() {
     if (!answer) return;
     try {
       await api("/v1/revive", { method: "POST", body: { scope: "global" } });
-      S.globalKill = null;
-      invalidate("table", "kpi", "banner");
+      await loadAgents();
       toast("Fleet revived");
     } catch (err) { toast(`Revive failed: ${err.message}`, true); }
     return;
@@ -472,9 +468,8 @@ async function toggleGlobal() {
   try {
     const body = { scope: "global", reason: answer.reason || "Fleet stopped from the dashboard" };
     if (answer.ttl) body.ttl = answer.ttl;
-    const res = await api("/v1/kill", { method: "POST", body });
-    S.globalKill = res.kill;
-    invalidate("table", "kpi", "banner");
+    await api("/v1/kill", { method: "POST", body });
+    await loadAgents();
     toast("All agents killed");
   } catch (err) { toast(`Kill failed: ${err.message}`, true); }
 }
@@ -511,7 +506,7 @@ function render() {
 }
 
 function effectiveState(row) {
-  if (S.globalKill || row.state === "killed") return "killed";
+  if (row.state === "killed") return "killed";
   return row.idle ? "idle" : "running";
 }
 
@@ -550,14 +545,15 @@ function renderTable() {
   const fragment = document.createDocumentFragment();
   for (const row of slice) {
     const state = effectiveState(row);
-    const kill = S.globalKill || row.kill;
+    const kill = row.kill;
+    const fleetWide = !!kill && kill.scope === "global";
     const stateTitle = kill ? `${kill.scope} kill by ${kill.actor || "?"}: ${kill.reason || "no reason given"}` : "";
-    const label = state === "killed" ? (S.globalKill ? "KILLED · ALL" : "KILLED") : state === "idle" ? "IDLE" : "RUNNING";
+    const label = state === "killed" ? (fleetWide ? "KILLED · ALL" : "KILLED") : state === "idle" ? "IDLE" : "RUNNING";
     let action = null;
     if (admin) {
       if (state !== "killed") {
         action = el("button", { class: "btn btn-danger btn-sm kill", type: "button", onclick: () => killAgent(row.agent) }, "Kill");
-      } else if (!S.globalKill) {
+      } else if (kill && kill.scope === "agent") {  // only the agent's own kill is its to lift
         action = el("button", { class: "btn btn-ok btn-sm revive", type: "button", onclick: () => reviveAgent(row.agent) }, "Revive");
       }
     }
