@@ -207,6 +207,8 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
                     "At most this many (default 100).",
                 ),
             ),
+            description="Read from the store, so every process's alerts on a shared store are "
+            "listed: each alert once, in its newest state (from its stored `alert` events).",
             tags=("alerts",),
         ),
         Operation(
