@@ -303,6 +303,32 @@ def test_query_time_window(srv: Harness, admin: httpx.Client) -> None:
     assert admin.get("/v1/events?since=yesterday-ish").status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-21", 1795219200.0),  # a date is midnight UTC
+        ("2026-11-21T10:00:00+01:00", 1795251600.0),  # the offset is honoured
+        ("2026-11-21t09:00:00z", 1795251600.0),
+        ("2016-12-31T23:59:60Z", 1483228799.0),  # a leap second reads as the second before
+        ("1795251600.5", 1795251600.5),
+    ],
+)
+def test_documented_time_forms_are_read(admin: httpx.Client, value: str, expected: float) -> None:
+    """Every time form the OpenAPI document names is accepted as the time it means."""
+    from redline.server.params import time_param
+
+    assert time_param(value, "since", 0.0) == expected
+    assert admin.get("/v1/events", params={"since": value}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "2026-11-21T25:00:00Z", "2026-11-21T10", "soon"])
+def test_times_outside_the_documented_forms_are_400(admin: httpx.Client, value: str) -> None:
+    """A time that is not one of the documented forms is a 400 naming the parameter."""
+    r = admin.get("/v1/events", params={"until": value})
+    assert r.status_code == 400
+    assert r.json()["message"].startswith("until: cannot read")
+
+
 def test_cursor_pagination_both_directions(srv: Harness, admin: httpx.Client) -> None:
     """``next_cursor`` walks every event exactly once, newest or oldest first."""
     base = time.time() - 100
