@@ -17,6 +17,7 @@ from redline.compliance.report import FORMATS
 from redline.server.context import ServerContext
 from redline.server.gate import guarded
 from redline.server.handlers import Handlers
+from redline.server.handlers.dashboard import ASSET_NAMES
 from redline.server.operation import Operation, Param
 from redline.server.params import TIME_DESCRIPTION, TIME_SCHEMA, str_param
 from redline.server.schemas import (
@@ -428,14 +429,14 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
             "GET",
             "/assets/{name}",
             "dashboardAsset",
-            "The dashboard's script and style sheet (no token)",
+            "The dashboard's script modules and style sheet (no token)",
             h.dashboard.asset,
             None,
             {200: ("JavaScript or CSS.", "asset"), 404: ("No such asset.", ERR)},
             params=(
                 Param(
                     "name",
-                    {"type": "string", "enum": ["app.js", "app.css"]},
+                    {"type": "string", "enum": list(ASSET_NAMES)},
                     "The file.",
                     "path",
                     True,
