@@ -162,7 +162,11 @@ class CheckResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class AgentRow(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One agent: its state, the dashboard's columns, and (``detail=full``) every metric."""
+    """One agent: its state, the dashboard's columns, and (``detail=full``) every metric.
+
+    ``kill`` is the kill that stops the agent now, as :meth:`redline.Monitor.kill_for` decides
+    (global, then agent): clients show it as sent rather than rank kills themselves.
+    """
 
     agent: str
     state: Literal["running", "killed"]
@@ -187,7 +191,7 @@ class AgentList(msgspec.Struct, kw_only=True):
 
 
 class AlertList(msgspec.Struct, kw_only=True):
-    """Alerts, newest first."""
+    """Alerts from the store, each in its newest state, newest first."""
 
     alerts: list[Alert]
 
