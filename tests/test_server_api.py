@@ -596,7 +596,9 @@ class StreamReader:
             ) as r:
                 for line in r.iter_lines():
                     if line.startswith(":"):
-                        self.comments += 1
+                        with self.changed:
+                            self.comments += 1
+                            self.changed.notify_all()
                     elif line.startswith("event: "):
                         name = line[7:]
                     elif line.startswith("data: "):
@@ -615,6 +617,11 @@ class StreamReader:
             if n == name:
                 return at, data
         raise AssertionError(f"no {name!r} message within {timeout}s: {self.messages}")
+
+    def wait_until(self, ready: Any, timeout: float = 5.0) -> None:
+        """Block until ``ready()`` holds (checked whenever a message or comment arrives)."""
+        with self.changed:
+            assert self.changed.wait_for(ready, timeout), self.messages
 
     def names(self) -> list[str]:
         return [m[1] for m in self.messages]
@@ -648,10 +655,13 @@ def test_stream_events_alerts_and_filters(srv: Harness, admin: httpx.Client) -> 
         everything.wait_for("alert")
         _, data = everything.wait_for("event")
         assert data["agent"] == "a"
-        only_b_errors.wait_for("event")
-        time.sleep(0.2)
+        # A marker recorded after the kill: once it has arrived, anything before it has too.
+        srv.client(INGEST).post("/v1/events", json=[ev("b", event_type="error", tool="marker")])
+        only_b_errors.wait_until(
+            lambda: any(m[2].get("tool") == "marker" for m in only_b_errors.messages)
+        )
         events = [m[2] for m in only_b_errors.messages if m[1] == "event"]
-        assert [(e["agent"], e["event_type"]) for e in events] == [("b", "error")]
+        assert [(e["agent"], e["event_type"]) for e in events] == [("b", "error"), ("b", "error")]
         assert "kill" not in only_b_errors.names()  # a kill of agent a is not about b
         assert "kill" in everything.names()
     finally:
@@ -663,10 +673,7 @@ def test_stream_heartbeats(srv: Harness) -> None:
     """An idle stream sends heartbeat comments (here every 0.5 s)."""
     reader = StreamReader(srv.url, READ)
     try:
-        deadline = time.monotonic() + 3.0
-        while reader.comments == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert reader.comments >= 1
+        reader.wait_until(lambda: reader.comments >= 1, timeout=3.0)
     finally:
         reader.close()
 
