@@ -29,7 +29,7 @@ from redline.cli._common import (
     writing_monitor,
 )
 from redline.monitor import Monitor
-from redline.store.base import EventQuery
+from redline.store.base import EventQuery, Verifiable
 
 __all__ = ["export", "prune", "verify"]
 
@@ -188,10 +188,9 @@ def verify(
             param_hint="--public-key",
         )
     with reading_store(state) as store:
-        check = getattr(store, "verify", None)
-        if check is None:
+        if not isinstance(store, Verifiable):
             raise CliError(f"the {store.backend} store keeps no hash chain: nothing to verify")
-        report = check(public_key=public_key)
+        report = store.verify(public_key=public_key)
     if state.wants_json(as_json):
         emit_json(report.to_dict())
     elif report.ok:

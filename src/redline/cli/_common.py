@@ -118,8 +118,15 @@ class State:
 
 
 def _persistent_backend(state: State, config: MonitorConfig) -> str:
+    """The configured backend's name, refused unless it outlives the process (``persistent``).
+
+    Judged on the backend's class, before anything is opened: a memory-only config has nothing
+    the CLI could read and no running monitor it could reach.
+    """
+    from redline.store import store_class
+
     backend = resolve_backend(config.storage)
-    if backend == "memory":
+    if not store_class(config, backend).persistent:
         raise CliError(
             f"{state.label} keeps events in memory only (no storage.path), so there is nothing "
             "the CLI can read and no running monitor it can reach",

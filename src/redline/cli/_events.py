@@ -26,7 +26,7 @@ from redline.cli._common import (
     text,
     what,
 )
-from redline.store.base import EventQuery, Store, StoredEvent
+from redline.store.base import Checkpointed, EventQuery, Store, StoredEvent
 
 __all__ = ["events", "replay", "tail"]
 
@@ -196,10 +196,9 @@ def tail(
             _print(stored, js)
         if not follow:
             return
-        head = getattr(store, "head", None)
         last_seq = max([s.seq for s in recent], default=0)
-        if head is not None:
-            last_seq = max(last_seq, int(head()[0]))
+        if isinstance(store, Checkpointed):
+            last_seq = max(last_seq, int(store.head()[0]))
         try:
             _follow(
                 store,

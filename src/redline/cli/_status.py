@@ -30,7 +30,7 @@ from redline.cli._common import (
 )
 from redline.metrics.rebuild import rebuild_snapshots
 from redline.metrics.snapshot import MetricSnapshot
-from redline.store.base import EventQuery, KillRecord, Store, StoredEvent
+from redline.store.base import Describable, EventQuery, KillRecord, Store, StoredEvent
 
 __all__ = ["status"]
 
@@ -99,9 +99,8 @@ def status(
     with reading_store(state) as store:
         snaps = rebuild_snapshots(store, window=win, now=now, agent=agent)
         kills = _relevant_kills(store, active_kills(store, now), agent)
-        info_fn = getattr(store, "info", None)
         info: dict[str, Any] = (
-            dict(info_fn()) if info_fn is not None else {"path": config.storage.path}
+            dict(store.info()) if isinstance(store, Describable) else {"path": config.storage.path}
         )
         info.setdefault("backend", store.backend)
         recent = _recent(store, agent)

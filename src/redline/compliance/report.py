@@ -20,7 +20,7 @@ from typing import IO, Any, Final, TypeAlias
 import msgspec
 
 from redline.config import MonitorConfig
-from redline.store.base import EventQuery, Store, StoredEvent
+from redline.store.base import Checkpointed, EventQuery, Store, StoredEvent, Verifiable
 from redline.store.chain import Checkpoint, VerifyReport
 from redline.timeparse import parse_time
 
@@ -138,9 +138,13 @@ class ExportContext:
         self.progress = progress
         self.total = total
         self.verify = verify
-        head = getattr(store, "head", None)
+        # What the store can prove, decided once: a chain to verify, a head and checkpoints.
+        self._chain: Verifiable | None = store if isinstance(store, Verifiable) else None
+        self._checkpointed: Checkpointed | None = store if isinstance(store, Checkpointed) else None
         #: The newest seq when the export began; later rows are not exported (``None``: no bound).
-        self.snapshot_seq: int | None = int(head()[0]) if callable(head) else None
+        self.snapshot_seq: int | None = (
+            int(self._checkpointed.head()[0]) if self._checkpointed is not None else None
+        )
         self.count = 0
         self.first_seq: int | None = None
         self.last_seq: int | None = None
@@ -221,9 +225,8 @@ class ExportContext:
         the store keeps no chain or ``verify=False``."""
         if not self._verified:
             self._verified = True
-            verify = getattr(self.store, "verify", None)
-            if self.verify and callable(verify):
-                self._verification = verify()
+            if self.verify and self._chain is not None:
+                self._verification = self._chain.verify()
         return self._verification
 
     def checkpoint(self) -> Checkpoint | None:
@@ -232,23 +235,21 @@ class ExportContext:
         if self._checkpoint_done:
             return self._checkpoint
         self._checkpoint_done = True
-        list_cps = getattr(self.store, "checkpoints", None)
-        if not callable(list_cps):
+        store = self._checkpointed
+        if store is None:
             return None
         target = self.last_seq if self.last_seq is not None else self.snapshot_seq
         if target is None or target <= 0:
             return None
-        found = _first_covering(list_cps(), target)
+        found = _first_covering(store.checkpoints(), target)
         report = self.verification()
-        sign = getattr(self.store, "checkpoint", None)
-        writable = not getattr(self.store, "readonly", False)
-        if found is None and report is not None and report.ok and writable and callable(sign):
+        if found is None and report is not None and report.ok:
             from redline.exceptions import StoreError
 
-            # A read-only store, or the writer holds the lock: then report no checkpoint.
+            # A read-only store signs nothing (None); a busy writer's lock: no checkpoint either.
             with contextlib.suppress(StoreError):
-                sign()
-                found = _first_covering(list_cps(), target)
+                if store.checkpoint() is not None:
+                    found = _first_covering(store.checkpoints(), target)
         self._checkpoint = found
         return found
 

@@ -3,14 +3,22 @@
 The config's choice list for ``storage.backend`` comes from here, and :func:`backend_class`
 imports a backend's module only when it is asked for, so ``Monitor()`` with the memory store
 never imports sqlite3's wrappers or psycopg.
+
+A backend class is a :class:`StoreFactory`: it says whether it is ``persistent`` before anything
+is opened (the CLI refuses a memory-only config that way) and builds itself from the config with
+``from_config``, so :func:`redline.store.open_store` has no per-backend branches.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["STORE_BACKENDS", "backend_class"]
+if TYPE_CHECKING:
+    from redline.config import MonitorConfig
+    from redline.store.base import Store
+
+__all__ = ["STORE_BACKENDS", "StoreFactory", "backend_class"]
 
 #: ``storage.backend`` → ``"module:Class"`` under :mod:`redline.store`.
 STORE_BACKENDS: dict[str, str] = {
@@ -19,6 +27,19 @@ STORE_BACKENDS: dict[str, str] = {
     "sqlite": "sqlite:SQLiteStore",
     "postgres": "postgres:PostgresStore",
 }
+
+
+class StoreFactory(Protocol):
+    """What the registry needs of a backend class (its class object, not an instance)."""
+
+    #: The name it is registered under.
+    backend: str
+    #: Whether its events and kill state outlive the process (see :class:`~redline.store.Store`).
+    persistent: bool
+
+    def from_config(self, config: MonitorConfig) -> Store:
+        """A store as ``config.storage`` (and the kill switch settings it needs) describe."""
+        ...
 
 
 def backend_class(name: str) -> Any:
