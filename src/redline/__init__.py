@@ -16,12 +16,15 @@ if _os.environ.get("REDLINE_PURE_PYTHON", "") not in ("", "0"):
 
     _prefer_source()
 
+from redline._context import context
 from redline.alerts.manager import Alert
 from redline.config import MonitorConfig, load_config, parse_config
 from redline.detect.anomaly import Anomaly, AnomalyAlert
 from redline.events import CATEGORIES, EVENT_TYPES, AgentEvent, EventType, category_of
 from redline.exceptions import (
     AgentKilledError,
+    AgentStoppedError,
+    BudgetExceededError,
     ConfigError,
     IntegrityError,
     InvalidEventError,
@@ -41,9 +44,11 @@ __all__ = [
     "METRIC_NAMES",
     "AgentEvent",
     "AgentKilledError",
+    "AgentStoppedError",
     "Alert",
     "Anomaly",
     "AnomalyAlert",
+    "BudgetExceededError",
     "CausalTraceId",
     "ConfigError",
     "EventQuery",
@@ -60,6 +65,7 @@ __all__ = [
     "StoredEvent",
     "__version__",
     "category_of",
+    "context",
     "current_trace",
     "load_config",
     "parse_config",

@@ -115,6 +115,7 @@ class RemoteMonitor:
         self.batches = 0
         self.repaired = 0
         self.rejected = 0
+        self._integration_errors: dict[str, int] = {}
         self._worker: BatchWorker[AgentEvent | Mapping[str, Any]] = BatchWorker(
             self._send_batch,
             name="client",
@@ -349,7 +350,13 @@ class RemoteMonitor:
             "failed": self.failed,
             "repaired": self.repaired,
             "rejected": self.rejected,
+            "integration_errors": sum(self._integration_errors.values()),
+            "integration_errors_by_name": dict(self._integration_errors),
         }
+
+    def note_integration_error(self, integration: str) -> None:
+        """Count a failure an integration swallowed (see :mod:`redline.integrations`)."""
+        self._integration_errors[integration] = self._integration_errors.get(integration, 0) + 1
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Flush, stop the sender and close connections. Idempotent."""

@@ -34,6 +34,14 @@ class AgentEvent(msgspec.Struct, omit_defaults=True, gc=False):
     and ``status`` the per-tool counts and ``tool_failure_rate`` (a ``tool_call`` whose
     ``status`` is anything but ``None``, ``"ok"`` or ``"success"`` counts as a failure).
 
+    **One token convention** (integrations normalise to it): ``tokens_in`` is every input token
+    the model read, *including* cached input; ``tokens_cached`` is the part of ``tokens_in`` read
+    from the provider's prompt cache and ``tokens_cache_write`` the part written to it;
+    ``tokens_out`` is every output token, *including* ``tokens_reasoning``. (Anthropic reports
+    cache reads and writes apart from ``input_tokens``; its integration adds them in.)
+    The two newer fields come last so that positional construction written for earlier
+    releases keeps its meaning.
+
     ``killed_scope`` is set by the monitor, not by callers: an event recorded while its agent,
     session or the fleet is killed is stored as evidence with the covering scope here, and does
     not feed the metrics that tripped the switch.
@@ -60,6 +68,8 @@ class AgentEvent(msgspec.Struct, omit_defaults=True, gc=False):
     parent_span_id: str | None = None
     level: str | None = None
     killed_scope: str | None = None
+    tokens_cache_write: int | None = None
+    tokens_reasoning: int | None = None
 
     @property
     def category(self) -> str:

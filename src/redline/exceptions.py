@@ -7,17 +7,22 @@ The hierarchy::
     ├── InvalidEventError    an event was rejected (only raised with ``strict=True``)
     ├── StoreError           the store could not do what was asked (driver errors are chained)
     │   └── IntegrityError   stored data contradicts its hash chain or signatures
-    └── AgentKilledError     a kill switch covers the agent, session or fleet being checked
+    └── AgentStoppedError    Redline stopped this step (catch this once to handle every stop)
+        ├── AgentKilledError     a kill switch covers the agent, session or fleet being checked
+        └── BudgetExceededError  admitting the step would take a budget past its limit
 
 Observation never raises into the agent: ``record()`` repairs or drops bad input and counts it.
-Governance is explicit: ``check()`` and ``guard()`` raise :class:`AgentKilledError` so a killed agent
-fails closed.
+Governance is explicit: ``check()``, ``guard()`` and ``reserve()`` raise an
+:class:`AgentStoppedError` so a killed or over-budget agent fails closed. Integrations let exactly
+this family through to the framework and swallow (and count) anything else of their own.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AgentKilledError",
+    "AgentStoppedError",
+    "BudgetExceededError",
     "ConfigError",
     "IntegrityError",
     "InvalidEventError",
@@ -62,7 +67,15 @@ class IntegrityError(StoreError):
     """Stored data does not match its hash chain or checkpoint signatures."""
 
 
-class AgentKilledError(RedlineError):
+class AgentStoppedError(RedlineError):
+    """Redline deliberately stopped a step: the one exception a governed agent must not swallow.
+
+    Framework integrations re-raise it (or the framework's wrapper around it) so the run aborts
+    before the model or tool call; every other failure inside an integration is swallowed.
+    """
+
+
+class AgentKilledError(AgentStoppedError):
     """Raised by ``check()`` and ``guard()`` when a kill switch covers the caller.
 
     ``scope`` is ``"global"``, ``"agent"`` or ``"session"``; ``target`` the killed agent name or
@@ -76,3 +89,35 @@ class AgentKilledError(RedlineError):
         self.actor = actor
         what = "all agents" if scope == "global" else f"{scope} {target!r}"
         super().__init__(f"{what} killed" + (f": {reason}" if reason else ""))
+
+
+class BudgetExceededError(AgentStoppedError):
+    """Raised by ``reserve()`` (and ``check()`` for exhausted ``deny`` budgets) when admitting
+    the step would take a budget past its limit.
+
+    ``budget`` is the budget's name, ``scope`` its scope (``agent``, ``session``, ``user``,
+    ``tenant``, ``model`` or ``fleet``) and ``key`` the scope's value that is over; ``limit``,
+    ``spent`` and ``reserved`` are USD at the moment of refusal.
+    """
+
+    def __init__(
+        self,
+        budget: str,
+        scope: str,
+        key: str,
+        limit: float,
+        spent: float,
+        reserved: float,
+        estimate: float = 0.0,
+    ) -> None:
+        self.budget = budget
+        self.scope = scope
+        self.key = key
+        self.limit = limit
+        self.spent = spent
+        self.reserved = reserved
+        self.estimate = estimate
+        super().__init__(
+            f"budget {budget!r} ({scope} {key!r}) would exceed ${limit:.4f}: "
+            f"spent ${spent:.4f}, reserved ${reserved:.4f}, this step ${estimate:.4f}"
+        )

@@ -234,6 +234,7 @@ class Monitor:
         self._blocked = 0
         self._late = 0
         self._internal_errors = 0
+        self._integration_errors: dict[str, int] = {}
         self._anomaly_count = 0
         self._kill_count = 0
         self._evicted_agents = 0
@@ -1291,6 +1292,10 @@ class Monitor:
         """Wall-clock time of the writer's last committed batch (None before the first)."""
         return self._writer.last_write_at
 
+    def note_integration_error(self, integration: str) -> None:
+        """Count a failure a framework integration swallowed instead of breaking the agent."""
+        self._integration_errors[integration] = self._integration_errors.get(integration, 0) + 1
+
     def stats(self) -> dict[str, Any]:
         """Redline's own health: what was recorded, queued, written, dropped, repaired, ..."""
         w = self._writer
@@ -1314,6 +1319,8 @@ class Monitor:
             "blocked_while_killed": self._blocked,
             "late_events": self._late,
             "internal_errors": self._internal_errors,
+            "integration_errors": sum(self._integration_errors.values()),
+            "integration_errors_by_name": dict(self._integration_errors),
             "subscriber_errors": sum(self.bus.errors.values()),
             "anomalies": self._anomaly_count,
             "kills": self._kill_count,

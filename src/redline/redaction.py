@@ -61,6 +61,8 @@ _NOT_SECRET: Final = frozenset(
         "tokens_in",
         "tokens_out",
         "tokens_cached",
+        "tokens_cache_write",
+        "tokens_reasoning",
         "token_count",
         "max_tokens",
         "input_tokens",

@@ -61,7 +61,13 @@ _TEXT_FIELDS: Final = (
     "parent_span_id",
     "level",
 )
-_TOKEN_FIELDS: Final = ("tokens_in", "tokens_out", "tokens_cached")
+_TOKEN_FIELDS: Final = (
+    "tokens_in",
+    "tokens_out",
+    "tokens_cached",
+    "tokens_cache_write",
+    "tokens_reasoning",
+)
 _PREVIEW_BYTES: Final = 1024
 
 
@@ -184,11 +190,23 @@ class EventValidator:
                         return self._slow(event)
                     if size > self.max_data_bytes:
                         return self._slow(event)
-                if raw.tokens_in is None and raw.tokens_out is None and raw.tokens_cached is None:
+                if (
+                    raw.tokens_in is None
+                    and raw.tokens_out is None
+                    and raw.tokens_cached is None
+                    and raw.tokens_cache_write is None
+                    and raw.tokens_reasoning is None
+                ):
                     return event
                 if all(
                     v is None or (type(v) is int and v >= 0)
-                    for v in (raw.tokens_in, raw.tokens_out, raw.tokens_cached)
+                    for v in (
+                        raw.tokens_in,
+                        raw.tokens_out,
+                        raw.tokens_cached,
+                        raw.tokens_cache_write,
+                        raw.tokens_reasoning,
+                    )
                 ):
                     return event
             return self._slow(event)

@@ -39,6 +39,8 @@ _BOUNDS: Final = (
     ("tokens_in", 2**53),
     ("tokens_out", 2**53),
     ("tokens_cached", 2**53),
+    ("tokens_cache_write", 2**53),
+    ("tokens_reasoning", 2**53),
 )
 #: Timestamps from 1970 up to the year 5138; anything else is set to now (and reported).
 _MAX_TIMESTAMP: Final = 1e11
