@@ -78,6 +78,13 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stream_queue_size: int = 1000
     #: ``/readyz`` fails when events are queued and nothing was written for this long.
     ready_stall_seconds: float = 30.0
+    #: ``POST /v1/traces``: OTLP batches (512 spans by default) are larger than event batches.
+    otlp_max_body_bytes: int = 16_777_216
+    otlp_max_spans: int = 20_000
+    #: The resource attribute that names the agent when a span has no ``gen_ai.agent.name``.
+    otlp_agent_attribute: str = "service.name"
+    #: Values of that attribute mapped to agent names (unmapped values are used as they are).
+    otlp_agents: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def server_config_errors(config: ServerConfig, source: str = "<config>") -> list[str]:
@@ -97,12 +104,16 @@ def server_config_errors(config: ServerConfig, source: str = "<config>") -> list
         "rate_limit_per_minute",
         "failed_auth_per_minute",
         "stream_queue_size",
+        "otlp_max_body_bytes",
+        "otlp_max_spans",
     ):
         if getattr(config, key) < 1:
             err(key, "expected at least 1")
     for key in ("heartbeat_seconds", "ready_stall_seconds"):
         if getattr(config, key) <= 0:
             err(key, "expected a positive number of seconds")
+    if not config.otlp_agent_attribute:
+        err("otlp_agent_attribute", "expected an attribute name, e.g. service.name")
     names: set[str] = set()
     for i, tok in enumerate(config.tokens):
         p = f"tokens[{i}]"

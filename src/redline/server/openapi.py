@@ -57,6 +57,10 @@ _RAW: Final[dict[str, dict[str, Any]]] = {
         "text/plain": {"schema": {"type": "string"}},
         "application/openmetrics-text": {"schema": {"type": "string"}},
     },
+    "otlp": {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object"}},
+    },
     "export": {
         "application/json": {"schema": {}},
         "application/x-ndjson": {"schema": {"type": "string"}},
@@ -173,6 +177,8 @@ def _operation(op: Operation) -> dict[str, Any]:
                     },
                 },
             }
+        elif op.body == "otlp":
+            doc["requestBody"] = {"required": True, "content": _RAW["otlp"]}
         else:
             doc["requestBody"] = {
                 "required": op.body != "AckRequest" and op.body is not schemas.AckRequest,

@@ -92,6 +92,27 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
             tags=("events",),
         ),
         Operation(
+            "POST",
+            "/v1/traces",
+            "postTraces",
+            "Receive OpenTelemetry spans (OTLP/HTTP)",
+            h.otlp.post_traces,
+            "ingest",
+            {
+                200: ("An ExportTraceServiceResponse; partial_success counts rejections.", "otlp"),
+                400: ("Undecodable payload (a google.rpc.Status body).", "otlp"),
+                413: ("Body larger than otlp_max_body_bytes, or too many spans.", "otlp"),
+                415: ("Neither application/x-protobuf nor application/json.", "otlp"),
+                503: ("The writer is behind; retry after Retry-After seconds.", "otlp"),
+            },
+            body="otlp",
+            description="OTLP/HTTP traces: `application/x-protobuf` or `application/json`, "
+            "optionally `Content-Encoding: gzip`. GenAI spans (OpenTelemetry GenAI conventions, "
+            "OpenInference, OpenLLMetry) become `llm_call`, `tool_call` and `error` events; "
+            "other spans are accepted and ignored. Answers in the request's encoding.",
+            tags=("events",),
+        ),
+        Operation(
             "GET",
             "/v1/events",
             "getEvents",

@@ -4,6 +4,7 @@
 module         operations
 =============  ===========================================================================
 ingest         ``POST /v1/events``
+otlp           ``POST /v1/traces`` (OTLP/HTTP, protobuf or JSON)
 events         ``GET /v1/events``
 fleet          ``GET /v1/agents``, ``/v1/metrics``, ``/v1/metrics/{agent}``, ``/v1/stats``
 alerts         ``GET /v1/alerts`` (from the store), ``POST /v1/alerts/{id}/ack``
@@ -30,6 +31,7 @@ from redline.server.handlers.fleet import FleetHandlers
 from redline.server.handlers.ingest import IngestHandlers
 from redline.server.handlers.kills import KillHandlers
 from redline.server.handlers.ops import OpsHandlers
+from redline.server.handlers.otlp import OTLPHandlers
 from redline.server.handlers.stream import StreamHandlers
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "Handlers",
     "IngestHandlers",
     "KillHandlers",
+    "OTLPHandlers",
     "OpsHandlers",
     "StreamHandlers",
 ]
@@ -51,6 +54,7 @@ class Handlers:
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ingest = IngestHandlers(ctx)
+        self.otlp = OTLPHandlers(ctx)
         self.events = EventHandlers(ctx)
         self.fleet = FleetHandlers(ctx)
         self.alerts = AlertHandlers(ctx)
