@@ -62,14 +62,20 @@ def monitor(clock: ManualClock) -> Iterator[Monitor]:
 class Pipeline:
     """An exporter wired to in-memory span and metric readers."""
 
-    def __init__(self, monitor: Monitor, capture_content: bool = False) -> None:
+    def __init__(
+        self, monitor: Monitor, capture_content: bool = False, semconv: str | None = None
+    ) -> None:
         self.spans_out = InMemorySpanExporter()
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans_out))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
         self.exporter = OTelExporter(
-            monitor, self.tracer_provider, self.meter_provider, capture_content=capture_content
+            monitor,
+            self.tracer_provider,
+            self.meter_provider,
+            capture_content=capture_content,
+            semconv=semconv,
         )
 
     def spans(self) -> dict[str, ReadableSpan]:
@@ -116,7 +122,7 @@ def test_a_session_becomes_an_invoke_agent_span_with_its_calls_inside(
     )
 
     assert agent.kind is SpanKind.INTERNAL
-    assert tool.kind is SpanKind.CLIENT
+    assert tool.kind is SpanKind.INTERNAL  # the tool runs in-process
     assert chat.kind is SpanKind.CLIENT
     assert agent.parent is None
     for child in (tool, chat):
@@ -127,7 +133,7 @@ def test_a_session_becomes_an_invoke_agent_span_with_its_calls_inside(
     assert dict(agent.attributes or {}) == {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": "sales",
-        "gen_ai.agent.id": "sales",
+        "gen_ai.provider.name": "openai",  # what the session's model calls used
         "gen_ai.conversation.id": "s-1",
         "gen_ai.usage.input_tokens": 120,
         "gen_ai.usage.output_tokens": 30,
@@ -144,6 +150,7 @@ def test_a_session_becomes_an_invoke_agent_span_with_its_calls_inside(
     assert dict(chat.attributes or {}) == {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
+        "gen_ai.system": "openai",  # the released conventions' (deprecated) name, kept
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.usage.input_tokens": 120,
         "gen_ai.usage.output_tokens": 30,
@@ -307,7 +314,8 @@ def test_provider_is_inferred_or_omitted() -> None:
     assert provider_of("gpt-4o") == "openai"
     assert provider_of("o3-mini") == "openai"
     assert provider_of("claude-3-opus") == "anthropic"
-    assert provider_of("gemini-1.5-pro") == "gcp.gemini"
+    assert provider_of("gemini-1.5-pro") == "gcp.gen_ai"  # AI Studio or Vertex: unknown
+    assert provider_of("gemini/gemini-1.5-pro") == "gcp.gemini"
     assert provider_of("bedrock/anthropic.claude-v2") == "aws.bedrock"
     assert provider_of("mistral-large") == "mistral_ai"
     assert provider_of("llama-3-70b") is None
@@ -315,10 +323,11 @@ def test_provider_is_inferred_or_omitted() -> None:
     assert provider_of(None) is None
 
 
-def test_unknown_provider_is_omitted_from_the_span(monitor: Monitor, pipe: Pipeline) -> None:
-    """A model of unknown provenance gets no ``gen_ai.provider.name`` attribute."""
+def test_unknown_provider_is_other_on_the_span(monitor: Monitor, pipe: Pipeline) -> None:
+    """``gen_ai.provider.name`` is required on inference spans: unknown provenance is
+    ``_OTHER``, never a guess and never absent."""
     monitor.record(AgentEvent(timestamp=T0, agent="a", event_type="llm_call", model="llama-3"))
-    assert "gen_ai.provider.name" not in (pipe.spans()["chat llama-3"].attributes or {})
+    assert pipe.spans()["chat llama-3"].attributes["gen_ai.provider.name"] == "_OTHER"
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> tuple[Any, list[Any]]:
@@ -357,8 +366,16 @@ def test_genai_client_metrics_use_the_spec_buckets(monitor: Monitor, pipe: Pipel
     assert metric.unit == "s"
     by_op = {p.attributes["gen_ai.operation.name"]: p for p in points}
     assert by_op["chat"].sum == pytest.approx(2.4)
-    assert by_op["execute_tool"].sum == pytest.approx(0.03)
+    assert "execute_tool" not in by_op  # tools have their own histogram
     assert tuple(by_op["chat"].explicit_bounds) == DURATION_BUCKETS
+    metric, points = _points(pipe.reader, "gen_ai.execute_tool.duration")
+    assert metric.unit == "s"
+    (tool,) = points
+    assert tool.sum == pytest.approx(0.03)
+    assert dict(tool.attributes) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "t",
+    }
 
 
 def test_a_failing_sink_never_reaches_record(monitor: Monitor) -> None:

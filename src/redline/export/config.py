@@ -19,7 +19,7 @@ only for the exporters that are enabled.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
@@ -59,6 +59,9 @@ class OTelExporterConfig(_Base):
     metrics: bool = True
     metric_interval_seconds: Annotated[float, msgspec.Meta(gt=0)] = 60.0
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    #: GenAI conventions: ``stable`` (released), ``latest`` (experimental), or empty to follow
+    #: ``OTEL_SEMCONV_STABILITY_OPT_IN`` (see :mod:`redline.export.genai`).
+    semconv: Literal["", "stable", "latest"] = ""
 
 
 class ExportersConfig(_Base):

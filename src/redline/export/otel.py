@@ -6,7 +6,14 @@ thread with the trace context current there (an OpenTelemetry span, else Redline
 :mod:`redline.export.spans` for the mapping) and records the GenAI client metrics:
 
 * ``gen_ai.client.token.usage`` (histogram, ``{token}``, ``gen_ai.token.type`` input|output)
-* ``gen_ai.client.operation.duration`` (histogram, ``s``)
+* ``gen_ai.client.operation.duration`` (histogram, ``s``): model calls, failed ones included
+  with ``error.type``
+* ``gen_ai.execute_tool.duration`` (histogram, ``s``): tool executions, with ``error.type`` when
+  they failed (a tool is not a client operation, so it is kept out of the one above)
+
+Attributes follow :mod:`redline.export.genai` (``gen_ai.provider.name`` always present; the
+released or the latest experimental conventions); the tracer and meter scopes carry Redline's
+version and the conventions' schema URL.
 
 with the bucket boundaries the semantic conventions recommend. Spans keep the ids the events
 carry (Redline's short ids zero-padded to W3C width), so a trace started by one agent and
@@ -36,12 +43,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from redline.events import AgentEvent
-from redline.export.spans import (
-    BusSpanExporter,
-    SpanRecord,
-    SpanSink,
-    provider_of,
-)
+from redline.export.genai import latest_conventions, operation_of, provider_name, schema_url
+from redline.export.spans import BusSpanExporter, SpanRecord, SpanSink
 from redline.tracing import current_trace
 
 __all__ = [
@@ -108,12 +111,16 @@ class OTelSpanSink:
     :meth:`shutdown` shut the provider down too (for providers Redline built itself).
     """
 
-    def __init__(self, tracer_provider: Any = None, *, owns_provider: bool = False) -> None:
+    def __init__(
+        self, tracer_provider: Any = None, *, owns_provider: bool = False, latest: bool = False
+    ) -> None:
         self.provider: Any = (
             tracer_provider if tracer_provider is not None else trace_api.get_tracer_provider()
         )
         self._owns = owns_provider
-        self.tracer: Any = self.provider.get_tracer(SCOPE)
+        self.tracer: Any = self.provider.get_tracer(
+            SCOPE, _version(), schema_url=schema_url(latest)
+        )
         self._ids: _PresetIds | None = None
         current = getattr(self.tracer, "id_generator", None)
         if isinstance(current, _PresetIds):
@@ -181,11 +188,11 @@ def _otel_context() -> object:
 class _GenAIMetrics:
     """The GenAI client metrics, recorded on the exporter's worker thread."""
 
-    def __init__(self, meter_provider: Any) -> None:
+    def __init__(self, meter_provider: Any, latest: bool = False) -> None:
         provider = (
             meter_provider if meter_provider is not None else metrics_api.get_meter_provider()
         )
-        meter = provider.get_meter(SCOPE)
+        meter = provider.get_meter(SCOPE, _version(), schema_url=schema_url(latest))
         self.tokens = meter.create_histogram(
             "gen_ai.client.token.usage",
             unit="{token}",
@@ -198,36 +205,64 @@ class _GenAIMetrics:
             description="GenAI operation duration.",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
+        self.tool_duration = meter.create_histogram(
+            "gen_ai.execute_tool.duration",
+            unit="s",
+            description="Duration of tool executions.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
 
     def __call__(self, ev: AgentEvent) -> None:
         etype = ev.event_type
-        if etype == "llm_call":
-            operation = "chat"
-        elif etype == "tool_call":
-            operation = "execute_tool"
-        else:
-            return
         data = ev.data or {}
-        attrs: dict[str, str] = {"gen_ai.operation.name": operation}
-        if operation == "chat":
-            model = ev.model or data.get("model")
-            if isinstance(model, str) and model:
-                attrs["gen_ai.request.model"] = model
-            provider = provider_of(model if isinstance(model, str) else None, data)
-            if provider:
-                attrs["gen_ai.provider.name"] = provider
-        elif ev.tool:
-            attrs["gen_ai.tool.name"] = ev.tool
-        if ev.status is not None and ev.status not in _OK_STATUSES:
-            error = data.get("error_type")
-            attrs["error.type"] = error if isinstance(error, str) and error else ev.status
+        failed = ev.status is not None and ev.status not in _OK_STATUSES
+        if etype == "tool_call":
+            attrs: dict[str, str] = {"gen_ai.operation.name": "execute_tool"}
+            if ev.tool:
+                attrs["gen_ai.tool.name"] = ev.tool
+            if failed:
+                attrs["error.type"] = _error_type(data, ev.status)
+            if ev.latency_ms is not None:
+                self.tool_duration.record(ev.latency_ms / 1000.0, attrs)
+            return
+        model = ev.model or data.get("model")
+        model = model if isinstance(model, str) and model else None
+        if etype == "error" and model is not None:
+            failed = True  # a model call that failed: counted, with its error type
+        elif etype != "llm_call":
+            return
+        attrs = {
+            "gen_ai.operation.name": operation_of(data),
+            "gen_ai.provider.name": provider_name(model, data),
+        }
+        if model is not None:
+            attrs["gen_ai.request.model"] = model
+        response_model = data.get("response_model")
+        if isinstance(response_model, str) and response_model:
+            attrs["gen_ai.response.model"] = response_model
+        if failed:
+            attrs["error.type"] = _error_type(data, ev.status)
         if ev.latency_ms is not None:
             self.duration.record(ev.latency_ms / 1000.0, attrs)
-        if operation == "chat":
-            if ev.tokens_in is not None:
-                self.tokens.record(ev.tokens_in, {**attrs, "gen_ai.token.type": "input"})
-            if ev.tokens_out is not None:
-                self.tokens.record(ev.tokens_out, {**attrs, "gen_ai.token.type": "output"})
+        if failed:
+            return
+        if ev.tokens_in is not None:
+            self.tokens.record(ev.tokens_in, {**attrs, "gen_ai.token.type": "input"})
+        if ev.tokens_out is not None:
+            self.tokens.record(ev.tokens_out, {**attrs, "gen_ai.token.type": "output"})
+
+
+def _error_type(data: dict[str, Any], status: str | None) -> str:
+    error = data.get("error_type")
+    if isinstance(error, str) and error:
+        return error
+    return status if status and status not in _OK_STATUSES else "_OTHER"
+
+
+def _version() -> str:
+    from redline import __version__
+
+    return __version__
 
 
 class OTelExporter:
@@ -247,12 +282,15 @@ class OTelExporter:
         *,
         queue_size: int = 10_000,
         owns_providers: bool = False,
+        semconv: str | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self._owns = owns_providers
-        self.sink = OTelSpanSink(tracer_provider, owns_provider=owns_providers)
-        self.metrics = _GenAIMetrics(meter_provider)
+        #: Whether the latest experimental GenAI conventions are emitted (else the released).
+        self.latest = latest_conventions(semconv)
+        self.sink = OTelSpanSink(tracer_provider, owns_provider=owns_providers, latest=self.latest)
+        self.metrics = _GenAIMetrics(meter_provider, self.latest)
         self._bus = BusSpanExporter(
             monitor,
             self.sink,
@@ -260,6 +298,7 @@ class OTelExporter:
             queue_size=queue_size,
             context=_otel_context,
             on_event=self.metrics,
+            latest=self.latest,
         )
         self._closed = False
 
@@ -355,4 +394,5 @@ def from_config(monitor: Any, cfg: Any) -> OTelExporter:
         meter_provider,
         capture_content=cfg.capture_content,
         owns_providers=True,
+        semconv=cfg.semconv or None,
     )

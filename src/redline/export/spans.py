@@ -10,8 +10,9 @@ What becomes what:
 
 =============================  =============================================================
 ``session_start``/``_end``     one ``invoke_agent {agent}`` span (INTERNAL) spanning the pair
-``llm_call``                   ``chat {model}`` (CLIENT): model, provider, token usage
-``tool_call`` (or ``tool``)    ``execute_tool {tool}`` (CLIENT)
+``llm_call``                   ``{operation} {model}`` (CLIENT): model, provider, usage,
+                               response model/id/finish reasons (see :mod:`.genai`)
+``tool_call`` (or ``tool``)    ``execute_tool {tool}`` (INTERNAL: the tool runs in-process)
 ``kill``, ``denial``,          span events on the open session span of the agent/session;
 ``anomaly``, ``alert``, ...    without one, a zero-length ``{event_type} {agent}`` span
 ``error``                      an ``exception`` span event (or a short span, status ERROR)
@@ -30,7 +31,6 @@ Content (prompts, completions, tool arguments) is copied only with ``capture_con
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -44,6 +44,16 @@ from typing import Any, Protocol, runtime_checkable
 from redline import _lifecycle
 from redline._batch import BatchWorker
 from redline.events import AgentEvent
+from redline.export.genai import (
+    input_messages,
+    operation_of,
+    output_messages,
+    provider_name,
+    provider_of,
+    response_attributes,
+    to_json,
+    usage_attributes,
+)
 from redline.tracing import CausalTraceId, current_trace
 
 __all__ = [
@@ -85,55 +95,6 @@ _HEX = re.compile(r"[0-9a-f]+")
 _rng = random.Random()
 if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
     os.register_at_fork(after_in_child=_rng.seed)
-
-#: Model-name prefixes → ``gen_ai.provider.name`` well-known values.
-_PROVIDERS = (
-    (("gpt-", "gpt4", "o1", "o3", "o4-", "chatgpt", "text-embedding", "davinci", "dall-e"), "openai"),
-    (("claude",), "anthropic"),
-    (("gemini", "palm", "bison"), "gcp.gemini"),
-    (("mistral", "mixtral", "codestral", "magistral", "ministral", "pixtral"), "mistral_ai"),
-    (("command", "embed-english", "embed-multilingual"), "cohere"),
-    (("deepseek",), "deepseek"),
-    (("grok",), "x_ai"),
-    (("sonar",), "perplexity"),
-)  # fmt: skip
-_PREFIX_PROVIDERS = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "anthropic": "anthropic",
-    "bedrock": "aws.bedrock",
-    "vertex_ai": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-    "mistral": "mistral_ai",
-    "cohere": "cohere",
-    "groq": "groq",
-    "deepseek": "deepseek",
-    "xai": "x_ai",
-    "perplexity": "perplexity",
-    "watsonx": "ibm.watsonx.ai",
-}
-
-
-def provider_of(model: str | None, data: dict[str, Any] | None = None) -> str | None:
-    """``gen_ai.provider.name`` from ``data["provider"]``, a ``provider/model`` prefix or the
-    model's family name; None when unknown (the attribute is then omitted)."""
-    if data:
-        given = data.get("provider") or data.get("gen_ai.provider.name")
-        if isinstance(given, str) and given:
-            return given
-    if not model:
-        return None
-    name = model.lower()
-    head, sep, rest = name.partition("/")
-    if sep:
-        known = _PREFIX_PROVIDERS.get(head)
-        if known is not None:
-            return known
-        name = rest
-    for prefixes, provider in _PROVIDERS:
-        if name.startswith(prefixes):
-            return provider
-    return None
 
 
 @dataclass(slots=True)
@@ -240,13 +201,22 @@ class _Open:
     events: list[SpanEvent] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
+    provider: str | None = None
 
 
 class SpanBuilder:
     """Turns events into :class:`SpanRecord` objects; keeps open session spans (bounded)."""
 
-    def __init__(self, *, capture_content: bool = False, max_open_sessions: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        capture_content: bool = False,
+        max_open_sessions: int = 10_000,
+        latest: bool = False,
+    ) -> None:
         self.capture_content = capture_content
+        #: Emit the latest experimental GenAI conventions (see :mod:`redline.export.genai`).
+        self.latest = latest
         self.max_open_sessions = max_open_sessions
         self._open: OrderedDict[tuple[str, str], _Open] = OrderedDict()
         self._latest_by_session: dict[str, tuple[str, str]] = {}
@@ -410,28 +380,27 @@ class SpanBuilder:
     def _chat(self, ev: AgentEvent, ctx: Context, session: _Open | None) -> SpanRecord:
         data = ev.data or {}
         model = ev.model or _str(data.get("model"))
-        span = self._span(ev, ctx, session, f"chat {model}" if model else "chat", "client", None)
+        op = operation_of(data)
+        span = self._span(ev, ctx, session, f"{op} {model}" if model else op, "client", None)
         a = span.attributes
-        a["gen_ai.operation.name"] = "chat"
-        provider = provider_of(model, data)
-        if provider:
-            a["gen_ai.provider.name"] = provider
+        a["gen_ai.operation.name"] = op
+        provider = provider_name(model, data)
+        a["gen_ai.provider.name"] = provider
+        if not self.latest:
+            a["gen_ai.system"] = provider  # deprecated since 1.37; older backends key on it
         if model:
             a["gen_ai.request.model"] = model
-        if ev.tokens_in is not None:
-            a["gen_ai.usage.input_tokens"] = int(ev.tokens_in)
-        if ev.tokens_out is not None:
-            a["gen_ai.usage.output_tokens"] = int(ev.tokens_out)
-        if ev.tokens_cached is not None:
-            a["gen_ai.usage.cache_read.input_tokens"] = int(ev.tokens_cached)
+        a.update(usage_attributes(ev))
+        a.update(response_attributes(data))  # type: ignore[arg-type]
         if session is not None:
             session.tokens_in += ev.tokens_in or 0
             session.tokens_out += ev.tokens_out or 0
+            session.provider = session.provider or provider
         if self.capture_content:
-            inputs = _input_messages(data)
+            inputs = input_messages(data)
             if inputs is not None:
                 a["gen_ai.input.messages"] = inputs
-            outputs = _output_messages(data)
+            outputs = output_messages(data)
             if outputs is not None:
                 a["gen_ai.output.messages"] = outputs
         return span
@@ -440,7 +409,7 @@ class SpanBuilder:
         data = ev.data or {}
         tool = ev.tool or _str(data.get("tool")) or _str(data.get("name"))
         name = f"execute_tool {tool}" if tool else "execute_tool"
-        span = self._span(ev, ctx, session, name, "client", None)
+        span = self._span(ev, ctx, session, name, "internal", None)
         a = span.attributes
         a["gen_ai.operation.name"] = "execute_tool"
         if tool:
@@ -455,7 +424,7 @@ class SpanBuilder:
             ):
                 for k in key:
                     if k in data:
-                        a[attr] = _json(data[k])
+                        a[attr] = to_json(data[k])
                         break
         return span
 
@@ -481,12 +450,18 @@ class SpanBuilder:
         if other is not None:
             outer = self._open.get(other)
         trace, span_id, parent = self._ids(ev, ctx, outer)
+        data = ev.data or {}
         attrs: dict[str, AttrValue] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": ev.agent,
-            "gen_ai.agent.id": _str((ev.data or {}).get("agent_id")) or ev.agent,
             "redline.event_type": "session",
         }
+        agent_id = _str(data.get("agent_id"))
+        if agent_id:  # only a real id: the name is not one
+            attrs["gen_ai.agent.id"] = agent_id
+        given = provider_of(ev.model, data)
+        if given:
+            attrs["gen_ai.provider.name"] = given
         if session_id:
             attrs["gen_ai.conversation.id"] = session_id
         if ev.tenant:
@@ -511,7 +486,10 @@ class SpanBuilder:
             # An end without a start: a span of the reported latency (or zero length).
             span = self._span(ev, ctx, None, f"invoke_agent {ev.agent}", "internal", None)
             span.attributes["gen_ai.operation.name"] = "invoke_agent"
-            span.attributes["gen_ai.agent.id"] = _str((ev.data or {}).get("agent_id")) or ev.agent
+            span.attributes["gen_ai.provider.name"] = provider_name(ev.model, ev.data)
+            agent_id = _str((ev.data or {}).get("agent_id"))
+            if agent_id:
+                span.attributes["gen_ai.agent.id"] = agent_id
             return [span]
         self._forget(opened)
         record = self._finish(opened, max(ev.timestamp, opened.start))
@@ -529,6 +507,8 @@ class SpanBuilder:
 
     def _finish(self, o: _Open, end: float, *, truncated: bool = False) -> SpanRecord:
         attrs = dict(o.attributes)
+        # Required on agent spans: what the session's inference calls used, else ``_OTHER``.
+        attrs.setdefault("gen_ai.provider.name", o.provider or provider_name(None))
         if o.tokens_in:
             attrs["gen_ai.usage.input_tokens"] = o.tokens_in
         if o.tokens_out:
@@ -577,52 +557,6 @@ def _event_attrs(ev: AgentEvent) -> dict[str, AttrValue]:
     return attrs
 
 
-def _json(value: object) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _text_parts(content: object) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    if isinstance(content, list):
-        return [p if isinstance(p, dict) else {"type": "text", "content": str(p)} for p in content]
-    return [{"type": "text", "content": _json(content)}]
-
-
-def _input_messages(data: dict[str, Any]) -> str | None:
-    """``gen_ai.input.messages``: ``data["messages"]`` (role/content dicts) or ``data["prompt"]``."""
-    messages = data.get("messages")
-    if isinstance(messages, list) and messages:
-        out = []
-        for m in messages:
-            if isinstance(m, dict):
-                out.append(
-                    {"role": str(m.get("role", "user")), "parts": _text_parts(m.get("content"))}
-                )
-            else:
-                out.append({"role": "user", "parts": _text_parts(m)})
-        return _json(out)
-    prompt = data.get("prompt")
-    if prompt is None:
-        return None
-    return _json([{"role": "user", "parts": _text_parts(prompt)}])
-
-
-def _output_messages(data: dict[str, Any]) -> str | None:
-    """``gen_ai.output.messages`` from ``data["completion"]`` (or ``response``/``output``)."""
-    for key in ("completion", "response", "output"):
-        if key in data:
-            message: dict[str, Any] = {"role": "assistant", "parts": _text_parts(data[key])}
-            finish = data.get("finish_reason")
-            if isinstance(finish, str):
-                message["finish_reason"] = finish
-            return _json([message])
-    return None
-
-
 def current_redline_context() -> object:
     """The Redline trace current on this thread (captured when an event is recorded)."""
     return current_trace()
@@ -652,9 +586,10 @@ class BusSpanExporter:
         context: Callable[[], object] = current_redline_context,
         on_event: Callable[[AgentEvent], None] | None = None,
         interval: float = 0.1,
+        latest: bool = False,
     ) -> None:
         self.sink = sink
-        self.builder = SpanBuilder(capture_content=capture_content)
+        self.builder = SpanBuilder(capture_content=capture_content, latest=latest)
         self._context = context
         self._on_event = on_event
         self._worker: BatchWorker[tuple[AgentEvent, object]] = BatchWorker(
