@@ -373,3 +373,38 @@ def test_partial_success_counts_rejected_spans(served: tuple[str, Monitor]) -> N
     assert "span" in resp.partial_success.error_message
     assert monitor.flush()
     assert len(list(monitor.events())) + stats["rejected"] == 2
+
+
+def test_round_trip_through_redlines_own_exporter() -> None:
+    """Events exported by Redline's OpenTelemetry exporter and taken back in by the span
+    processor give the same metrics: the two mappings agree."""
+    from redline.export.otel import OTelExporter
+    from redline.testing import ManualClock
+
+    t0 = 1_700_000_000.0
+    quiet = {"detectors": {n: {"enabled": False} for n in ("loop", "stuck", "suspicious", "drift")}}
+    source = Monitor(parse_config(quiet), clock=ManualClock(t0 + 30))
+    target = Monitor(parse_config(quiet), clock=ManualClock(t0 + 30))
+    exporter = OTelExporter(source, provider_with(RedlineSpanProcessor(target)))
+    try:
+        for i in range(20):
+            source.record(AgentEvent(
+                timestamp=t0 + i, agent="sales", event_type="llm_call", session_id="s",
+                model="gpt-4o" if i % 2 else "claude-sonnet-4-5", tokens_in=100 + i,
+                tokens_out=10, tokens_cached=50, cost_usd=0.001 * (i + 1), latency_ms=200.0 + i,
+            ))  # fmt: skip
+            source.record(AgentEvent(
+                timestamp=t0 + i, agent="sales", event_type="tool_call", tool="crm",
+                status="ok" if i % 5 else "error", latency_ms=20.0,
+            ))  # fmt: skip
+        assert exporter.force_flush()
+    finally:
+        exporter.shutdown()
+    a, b = source.get_metrics("sales", 60), target.get_metrics("sales", 60)
+    assert (a.llm_call_count, a.tool_call_count, a.tool_failure_count) == (20, 20, 4)
+    assert b.cost_by_model == pytest.approx(a.cost_by_model)
+    for name in ("llm_call_count", "tool_call_count", "tool_failure_count", "tokens_in",
+                 "tokens_out", "tokens_cached"):  # fmt: skip
+        assert getattr(b, name) == getattr(a, name), name
+    assert b.cost_total == pytest.approx(a.cost_total)
+    assert b.p50_latency_ms == pytest.approx(a.p50_latency_ms, rel=0.05)

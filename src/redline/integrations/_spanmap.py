@@ -187,7 +187,9 @@ class SpanMapper:
                 a, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name"
             )
             fields.update(_tokens(a))
-            cost = _number(a, "llm.cost.total", "gen_ai.usage.cost", "gen_ai.cost.total")
+            cost = _number(
+                a, "llm.cost.total", "gen_ai.usage.cost", "gen_ai.cost.total", "redline.cost_usd"
+            )
             if cost is not None and cost >= 0:
                 fields["cost_usd"] = float(cost)
         elif kind == "tool":
