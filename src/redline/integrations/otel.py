@@ -101,10 +101,11 @@ def span_data(span: ReadableSpan) -> SpanData:
             m = ev.attributes.get("exception.message")
             exc_type = str(t) if t is not None else exc_type
             exc_message = str(m) if m is not None else exc_message
-    resource: Mapping[str, Any] = span.resource.attributes if span.resource is not None else {}
+    resource: Mapping[str, Any] = dict(span.resource.attributes) if span.resource else {}
     return SpanData(
         name=span.name,
-        attributes=span.attributes or {},
+        # A plain dict: the SDK's BoundedAttributes takes a lock on every lookup.
+        attributes=dict(span.attributes or {}),
         start_ns=span.start_time or 0,
         end_ns=span.end_time or 0,
         trace_id=f"{ctx.trace_id:032x}" if ctx is not None and ctx.trace_id else None,
