@@ -81,6 +81,27 @@ def events_of(monitor: Monitor, event_type: str, **where: Any) -> list[Any]:
     return [e for e in found if all(getattr(e, k) == v for k, v in where.items())]
 
 
+@pytest.fixture
+def remote(monitor: Monitor) -> Iterator[Any]:
+    """A :class:`~redline.client.RemoteMonitor` reporting to a real ``redline serve`` app whose
+    monitor is :func:`monitor` (so kills made there reach the remote agent)."""
+    pytest.importorskip("starlette")
+    from redline.client import RemoteMonitor
+    from redline.server import RedlineServer, ServerConfig, TokenConfig, create_app
+
+    token = "integrations-admin-0123456789abcdef"
+    config = ServerConfig(
+        port=0,
+        tokens=[TokenConfig(name="agents", role="admin", token=token)],
+        rate_limit_per_minute=100_000,
+    )
+    server = RedlineServer(create_app(monitor, config, admin_token=""), port=0).start()
+    client = RemoteMonitor(server.url, token, flush_interval=0.05)
+    yield client
+    client.close()
+    server.stop()
+
+
 # -- a local server speaking the OpenAI and Anthropic APIs ---------------------------------
 
 
