@@ -37,9 +37,9 @@ import random
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from redline import _lifecycle
 from redline._batch import BatchWorker
@@ -54,6 +54,7 @@ from redline.export.genai import (
     to_json,
     usage_attributes,
 )
+from redline.export.spanmodel import AttrValue, MemorySpanSink, SpanEvent, SpanRecord, SpanSink
 from redline.tracing import CausalTraceId, current_trace
 
 __all__ = [
@@ -68,7 +69,6 @@ __all__ = [
 
 log = logging.getLogger("redline")
 
-AttrValue = str | bool | int | float
 #: ``(trace_id, span_id)`` as 32 and 16 lowercase hex, or None.
 Context = tuple[str, str] | None
 
@@ -95,64 +95,6 @@ _HEX = re.compile(r"[0-9a-f]+")
 _rng = random.Random()
 if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
     os.register_at_fork(after_in_child=_rng.seed)
-
-
-@dataclass(slots=True)
-class SpanEvent:
-    """A timestamped annotation on a span (OpenTelemetry's span event)."""
-
-    name: str
-    timestamp: float
-    attributes: dict[str, AttrValue] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class SpanRecord:
-    """One finished span. Ids are lowercase hex, 32 (trace) and 16 (span) wide; times epoch s."""
-
-    name: str
-    kind: str  # "internal" | "client"
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    start_time: float
-    end_time: float
-    attributes: dict[str, AttrValue] = field(default_factory=dict)
-    events: list[SpanEvent] = field(default_factory=list)
-    status: str = "unset"  # "unset" | "ok" | "error"
-    status_message: str = ""
-
-
-@runtime_checkable
-class SpanSink(Protocol):
-    """Where finished spans go: a tracing SDK, a file, a test's list."""
-
-    def export(self, spans: Sequence[SpanRecord]) -> None:
-        """Take a batch of finished spans; may be called from a background thread."""
-
-    def shutdown(self) -> None:
-        """Flush what is buffered and release resources."""
-
-
-class MemorySpanSink:
-    """Keeps every exported span in :attr:`spans` (for tests and notebooks)."""
-
-    def __init__(self) -> None:
-        self.spans: list[SpanRecord] = []
-        self._lock = threading.Lock()
-        self.shut_down = False
-
-    def export(self, spans: Sequence[SpanRecord]) -> None:
-        with self._lock:
-            self.spans.extend(spans)
-
-    def shutdown(self) -> None:
-        self.shut_down = True
-
-    def named(self, name: str) -> list[SpanRecord]:
-        """The spans called ``name``, in export order."""
-        with self._lock:
-            return [s for s in self.spans if s.name == name]
 
 
 def _hex_id(value: str | None, width: int) -> str | None:
@@ -391,7 +333,7 @@ class SpanBuilder:
         if model:
             a["gen_ai.request.model"] = model
         a.update(usage_attributes(ev))
-        a.update(response_attributes(data))  # type: ignore[arg-type]
+        a.update(response_attributes(data))
         if session is not None:
             session.tokens_in += ev.tokens_in or 0
             session.tokens_out += ev.tokens_out or 0
