@@ -27,6 +27,10 @@ log = logging.getLogger("redline")
 __all__ = ["SCOPES", "KillSwitch"]
 
 SCOPES = ("global", "agent", "session")
+#: How long an operator's kill waits for the store to commit it. Past that (a hung database: the
+#: connection stays open and nothing comes back) the kill is enforced in this process, logged,
+#: and persisted by :meth:`KillSwitch.retry_persist` once the store answers.
+PERSIST_TIMEOUT_SECONDS = 5.0
 #: The generation of a local change not yet committed: newer than any snapshot.
 _IN_FLIGHT = float("inf")
 
@@ -34,9 +38,17 @@ _IN_FLIGHT = float("inf")
 class KillSwitch:
     """The kill state of one monitor, backed by its store."""
 
-    def __init__(self, clock: Callable[[], float], store: Store | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        store: Store | None = None,
+        *,
+        persist_timeout: float = PERSIST_TIMEOUT_SECONDS,
+    ) -> None:
         self._now = clock
         self._store = store
+        self._persist_timeout = persist_timeout
+        self._retrying = threading.Event()
         self._lock = threading.Lock()
         self._global: KillRecord | None = None
         self._agents: dict[str, KillRecord] = {}
@@ -120,40 +132,78 @@ class KillSwitch:
                 if not persist:
                     self._unpersisted[rec.key] = rec
         if self._store is not None and persist:
-            try:
-                self._store.put_kill(rec)
+            if self._put_bounded(rec):
                 self._settle(rec.key, rec)
-            except StoreError:
-                # The store is unreachable: this process stops the target anyway (a kill must
-                # never be lost to an outage) and persists it when the store is back.
+            else:
+                # The store is unreachable or hung: this process stops the target anyway (a
+                # kill must never be lost to an outage) and persists it when the store is back.
                 with self._lock:
                     self._unpersisted[rec.key] = rec
-                log.exception(
-                    "redline: could not persist kill of %s %r; applied locally, will retry",
+                log.warning(
+                    "redline: kill of %s %r not committed within %.0f s; applied in this "
+                    "process, will be persisted when the store answers",
                     scope,
                     target,
+                    self._persist_timeout,
                 )
         return rec
+
+    def _put_bounded(self, rec: KillRecord) -> bool:
+        """``store.put_kill(rec)`` within the persist timeout: True once committed, False when
+        the store failed (a :class:`StoreError`) or did not answer in time. Any other error is
+        raised. The write runs on a thread of its own so a hung connection holds that thread,
+        never the caller; a late success is harmless (a kill's write is idempotent)."""
+        store = self._store
+        assert store is not None
+        done = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def put() -> None:
+            try:
+                store.put_kill(rec)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the caller below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=put, name="redline-kill-write", daemon=True).start()
+        if not done.wait(self._persist_timeout):
+            return False
+        error = outcome[0]
+        if error is None:
+            return True
+        if isinstance(error, StoreError):
+            log.debug("redline: kill write failed", exc_info=error)
+            return False
+        raise error
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock (a parent thread may have held this one)."""
         self._lock = threading.Lock()
+        self._retrying = threading.Event()
 
     def retry_persist(self) -> int:
-        """Persist kills applied while the store was down; returns how many are still pending."""
-        if not self._unpersisted or self._store is None:
-            return 0
-        with self._lock:
-            pending = list(self._unpersisted.values())
-        for rec in pending:
-            try:
-                self._store.put_kill(rec)
-            except StoreError:
-                return len(pending)
+        """Persist kills applied while the store was down; returns how many are still pending.
+
+        Each write is bounded like :meth:`kill`'s, and only one retry runs at a time, so a hung
+        store never holds the duties thread nor piles up writer threads.
+        """
+        if not self._unpersisted or self._store is None or self._retrying.is_set():
+            return len(self._unpersisted)
+        self._retrying.set()
+        try:
             with self._lock:
-                self._unpersisted.pop(rec.key, None)
-            self._settle(rec.key, rec)  # committed at last: snapshots from now on show it
-        return len(self._unpersisted)
+                pending = list(self._unpersisted.values())
+            for rec in pending:
+                if not self._put_bounded(rec):
+                    return len(pending)
+                with self._lock:
+                    self._unpersisted.pop(rec.key, None)
+                self._settle(rec.key, rec)  # committed at last: snapshots from now on show it
+            return len(self._unpersisted)
+        finally:
+            self._retrying.clear()
 
     def revive(self, scope: str, target: str) -> KillRecord | None:
         """Lift the kill on ``target`` in ``scope``; returns the record lifted, if any."""
