@@ -78,7 +78,7 @@ def events_of(monitor: Monitor, event_type: str, **where: Any) -> list[Any]:
     """The stored events of one type (after a flush), oldest first, filtered by field values."""
     monitor.flush()
     found = monitor.get_events(event_type=event_type, limit=10_000)
-    return [e for e in found if all(getattr(e, k) == v for k, v in where.items())]
+    return [e for e in found if all(e.get(k) == v for k, v in where.items())]
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def client_for() -> Iterator[Callable[..., Any]]:
 
     def make(fake: FakeLLM, monitor: Any, **kw: Any) -> Any:
         raw = anthropic.Anthropic(base_url=fake.base_url, api_key="sk-test", max_retries=3)
+        made.append(raw)
         made.append(guard(raw, monitor, **{"agent": "sales", "session_id": "s-1", **kw}))
         return made[-1]
 

@@ -27,6 +27,7 @@ def client_for() -> Iterator[Callable[..., Any]]:
 
     def make(fake: FakeLLM, monitor: Any, **kw: Any) -> Any:
         raw = openai.OpenAI(base_url=fake.base_url + "/v1", api_key="sk-test", max_retries=3)
+        made.append(raw)
         made.append(guard(raw, monitor, **{"agent": "sales", "session_id": "s-1", **kw}))
         return made[-1]
 
