@@ -177,3 +177,14 @@ def test_a_remote_monitor_governs_the_client(
     with pytest.raises(AgentKilledError):
         client.messages.create(**ASK)
     assert fake_llm.count() == 1
+
+
+def test_without_the_sdk_the_import_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the integration without ``anthropic`` installed says which extra to install."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "anthropic", None)
+    monkeypatch.delitem(sys.modules, "redline.integrations.anthropic")
+    with pytest.raises(ImportError, match=r"pip install 'redline\[anthropic\]'"):
+        importlib.import_module("redline.integrations.anthropic")

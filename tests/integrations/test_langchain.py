@@ -351,3 +351,14 @@ def test_a_remote_monitor_governs_a_langchain_run(
             {"messages": [("user", "hi")]}, config={"callbacks": [handler]}
         )
     assert ran == []
+
+
+def test_without_langchain_the_import_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the integration without ``langchain_core`` says which extra to install."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "langchain_core", None)
+    monkeypatch.delitem(sys.modules, "redline.integrations.langchain")
+    with pytest.raises(ImportError, match=r"pip install 'redline\[langchain\]'"):
+        importlib.import_module("redline.integrations.langchain")

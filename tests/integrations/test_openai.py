@@ -218,3 +218,31 @@ def test_guard_refuses_what_is_not_an_openai_client(monitor: Monitor) -> None:
     """Misuse at construction raises at once, with what was expected."""
     with pytest.raises(TypeError, match="OpenAI"):
         guard(object(), monitor, agent="x")
+
+
+def test_a_body_already_in_memory_is_recorded(monitor: Monitor) -> None:
+    """Behind an in-process transport (``httpx2.MockTransport``) whose responses are read at
+    construction, the usage is still recorded."""
+    import httpx2
+
+    def api(request: httpx2.Request) -> httpx2.Response:
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        return httpx2.Response(200, json={"model": "m-1", "choices": [], "usage": usage})
+
+    http = httpx2.Client(transport=httpx2.MockTransport(api))
+    client = guard(openai.OpenAI(api_key="k", http_client=http), monitor, agent="a")
+    client.chat.completions.create(model="m-1", messages=HI)
+    client.close()
+    (ev,) = events_of(monitor, "llm_call")
+    assert (ev["model"], ev["tokens_in"], ev["tokens_out"]) == ("m-1", 7, 3)
+
+
+def test_without_the_sdk_the_import_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the integration without ``openai`` installed says which extra to install."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openai", None)
+    monkeypatch.delitem(sys.modules, "redline.integrations.openai")
+    with pytest.raises(ImportError, match=r"pip install 'redline\[openai\]'"):
+        importlib.import_module("redline.integrations.openai")

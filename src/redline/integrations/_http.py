@@ -70,6 +70,16 @@ class BodyWatcher:
         except Exception:
             self._broken = True
 
+    def feed_decoded(self, data: bytes) -> None:
+        """Take a body the client has decoded already (``response.content``)."""
+        if self._broken or self._done:
+            return
+        try:
+            self._decoder = None
+            self._take(data)
+        except Exception:
+            self._broken = True
+
     def finish(self, error: BaseException | None = None) -> None:
         """The body ended (or was closed, or failed): hand over what was seen, once."""
         if self._done:

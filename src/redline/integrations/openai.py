@@ -178,7 +178,8 @@ class RedlineTransport(_Governor, httpx2.BaseTransport):
             raise
         with self._recorder.quietly():
             watcher = self._watch(response, step, body, request.url.path)
-            response.stream = TeeStream(response.stream, watcher)
+            if not _already_read(response, watcher):
+                response.stream = TeeStream(response.stream, watcher)
         return response
 
     def close(self) -> None:
@@ -201,11 +202,23 @@ class AsyncRedlineTransport(_Governor, httpx2.AsyncBaseTransport):
             raise
         with self._recorder.quietly():
             watcher = self._watch(response, step, body, request.url.path)
-            response.stream = AsyncTeeStream(response.stream, watcher)
+            if not _already_read(response, watcher):
+                response.stream = AsyncTeeStream(response.stream, watcher)
         return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _already_read(response: httpx2.Response, watcher: BodyWatcher) -> bool:
+    """Hand a body that is in memory already (an in-process transport's) to the watcher."""
+    try:
+        content = response.content
+    except httpx2.ResponseNotRead:
+        return False
+    watcher.feed_decoded(content)
+    watcher.finish()
+    return True
 
 
 def _final(seen: Body) -> dict[str, Any] | None:
