@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-__all__ = ["Identity", "context", "current_identity"]
+__all__ = ["NOBODY", "Identity", "context", "current_identity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +36,10 @@ class Identity:
         )
 
 
-_NOBODY = Identity()
+#: The identity outside every :func:`context` (compare with ``is``: integrations skip merging).
+NOBODY = Identity()
 _CURRENT: contextvars.ContextVar[Identity] = contextvars.ContextVar(
-    "redline_identity", default=_NOBODY
+    "redline_identity", default=NOBODY
 )
 
 

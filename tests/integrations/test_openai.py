@@ -4,6 +4,7 @@ server speaking its API."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -246,3 +247,25 @@ def test_without_the_sdk_the_import_names_the_extra(monkeypatch: pytest.MonkeyPa
     monkeypatch.delitem(sys.modules, "redline.integrations.openai")
     with pytest.raises(ImportError, match=r"pip install 'redline\[openai\]'"):
         importlib.import_module("redline.integrations.openai")
+
+
+def test_long_bodies_are_read_for_their_usage_without_a_full_parse(
+    client_for: Callable[..., Any], fake_llm: FakeLLM, monitor: Monitor
+) -> None:
+    """A long conversation and a long completion (past ``SMALL_BODY``) still give the model, the
+    usage and the requested ``max_tokens``; quoted JSON inside the text cannot be mistaken for
+    them."""
+    from redline.integrations._http import SMALL_BODY, peek_json
+
+    decoy = '{"model": "decoy", "usage": {"prompt_tokens": 1}} ' * 200
+    fake_llm.reply(Reply(text=decoy))
+    history = [{"role": "user", "content": decoy}]
+    client_for(fake_llm, monitor).chat.completions.create(
+        model="gpt-4o", messages=history, max_tokens=77
+    )
+    (ev,) = events_of(monitor, "llm_call")
+    assert (ev["model"], ev["tokens_in"], ev["tokens_cached"]) == ("gpt-4o", 120, 100)
+    request = fake_llm.requests[-1]
+    raw = json.dumps(request.body).encode()
+    assert len(raw) > SMALL_BODY
+    assert peek_json(raw)["max_tokens"] == 77

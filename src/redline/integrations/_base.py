@@ -22,13 +22,13 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from redline._context import Identity, current_identity
+from redline._context import NOBODY, Identity, current_identity
 from redline.events import AgentEvent
 from redline.exceptions import AgentStoppedError
 from redline.tracing import current_trace
@@ -136,8 +136,11 @@ class StepRecorder:
         self.integration = integration
         self.defaults = Identity(agent=agent, session_id=session_id, user=user, tenant=tenant)
         self.capture_content = capture_content
+        # Who acts when neither the call nor a redline.context() says more: decided once.
+        self._fixed = self.defaults if agent else Identity("unknown", session_id, user, tenant)
         self._logged: set[str] = set()
         self._lock = threading.Lock()
+        self._quiet = _Quietly(self)
 
     # -- identity --------------------------------------------------------------------------
 
@@ -154,10 +157,19 @@ class StepRecorder:
         The agent is never empty: ``"unknown"`` when nothing names it, so a kill of the fleet
         still applies and the events are visible.
         """
+        ctx = current_identity()
+        if (
+            ctx is NOBODY
+            and agent is None
+            and session_id is None
+            and user is None
+            and tenant is None
+        ):
+            return self._fixed  # the common case: no context, nothing per call
         found = (
             Identity(agent=agent, session_id=session_id, user=user, tenant=tenant)
             .over(self.defaults)
-            .over(current_identity())
+            .over(ctx)
         )
         if not found.agent:
             found = Identity("unknown", found.session_id, found.user, found.tenant)
@@ -170,13 +182,14 @@ class StepRecorder:
         identity: Identity,
         *,
         model: str | None = None,
-        tokens_in: int | None = None,
+        tokens_in: int | Callable[[], int | None] | None = None,
         max_tokens_out: int | None = None,
     ) -> Step:
         """Check the kill switch, reserve the call's estimated cost, start the clock.
 
         Raises :class:`~redline.AgentStoppedError` (a kill or an exhausted budget). A monitor
-        without budgets (or a remote one) only checks.
+        without budgets (or a remote one) only checks. ``tokens_in`` may be a callable, called
+        only when a reservation needs the estimate (counting a long prompt is not free).
         """
         assert identity.agent is not None
         self.monitor.check(identity.agent, identity.session_id)
@@ -186,7 +199,7 @@ class StepRecorder:
             reservation = reserve(
                 identity.agent,
                 model=model,
-                tokens_in=tokens_in,
+                tokens_in=tokens_in() if callable(tokens_in) else tokens_in,
                 max_tokens_out=max_tokens_out,
                 session_id=identity.session_id,
                 user=identity.user,
@@ -306,15 +319,12 @@ class StepRecorder:
 
     # -- never break the agent by accident -------------------------------------------------
 
-    @contextmanager
-    def quietly(self) -> Iterator[None]:
-        """Run adapter code: a deliberate stop propagates, any other failure is swallowed."""
-        try:
-            yield
-        except AgentStoppedError:
-            raise
-        except Exception as exc:  # the agent must not fail because we did
-            self._swallowed(exc)
+    def quietly(self) -> _Quietly:
+        """Run adapter code: a deliberate stop propagates, any other failure is swallowed.
+
+        A plain context-manager object, reused (a generator-based one costs ~1 µs per use,
+        and every hook uses a few)."""
+        return self._quiet
 
     def _swallowed(self, exc: Exception) -> None:
         key = type(exc).__name__
@@ -370,12 +380,43 @@ class StepRecorder:
             payload["error"] = _clip(error)
 
 
+_OTEL: list[Any] = []  # [opentelemetry.trace or None], resolved on first use
+
+
+class _Quietly:
+    """``with recorder.quietly():`` lets :class:`~redline.AgentStoppedError` (and
+    ``BaseException``) through and swallows, logs once and counts any other ``Exception``."""
+
+    __slots__ = ("_recorder",)
+
+    def __init__(self, recorder: StepRecorder) -> None:
+        self._recorder = recorder
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        if exc is None or isinstance(exc, AgentStoppedError) or not isinstance(exc, Exception):
+            return False
+        self._recorder._swallowed(exc)  # the agent must not fail because we did
+        return True
+
+
+def _otel_trace() -> Any:
+    if not _OTEL:
+        try:
+            from opentelemetry import trace as otel_trace
+        except ImportError:
+            otel_trace = None  # type: ignore[assignment]
+        _OTEL.append(otel_trace)
+    return _OTEL[0]
+
+
 def _current_ids() -> tuple[str | None, str | None, str | None]:
     """Trace ids of the current OpenTelemetry span if one is recording, else Redline's trace."""
-    try:
-        from opentelemetry import trace as otel_trace
-    except ImportError:
-        otel_trace = None  # type: ignore[assignment]
+    otel_trace = _otel_trace()
     if otel_trace is not None:
         ctx = otel_trace.get_current_span().get_span_context()
         if ctx.is_valid:

@@ -16,15 +16,71 @@ what it has).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2
 
-__all__ = ["JSON_LIMIT", "AsyncTeeStream", "BodyWatcher", "TeeStream", "estimate_tokens"]
+__all__ = [
+    "JSON_LIMIT",
+    "SMALL_BODY",
+    "AsyncTeeStream",
+    "BodyWatcher",
+    "TeeStream",
+    "estimate_tokens",
+    "peek_json",
+]
 
 #: Largest JSON response body parsed for usage (bytes); bigger bodies are recorded without it.
 JSON_LIMIT = 8 * 1024 * 1024
+
+#: Bodies up to this size are parsed whole; larger ones only for the few keys a record needs
+#: (a long conversation's request or a long completion costs a regex scan, not a full parse).
+SMALL_BODY = 4096
+
+_OBJECT_KEY = {key: re.compile(rb'"' + key.encode() + rb'"\s*:\s*\{') for key in ("usage", "error")}
+_STRING_KEY = {
+    key: re.compile(rb'"' + key.encode() + rb'"\s*:\s*"([^"\\]{0,256})"')
+    for key in ("model", "stop_reason")
+}
+_INT_KEY = {
+    key: re.compile(rb'"' + key.encode() + rb'"\s*:\s*(\d{1,12})')
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens")
+}
+_STREAM_KEY = re.compile(rb'"stream"\s*:\s*true')
+_DECODER = json.JSONDecoder()
+
+
+def peek_json(body: bytes) -> dict[str, Any]:
+    """The keys a record needs from a JSON document, without parsing all of it when it is
+    large: the first ``model`` / ``stop_reason`` string, the last ``usage`` / ``error`` object
+    (top-level usage comes after the content), ``max_*tokens`` and ``stream``. Text inside JSON
+    strings cannot match: its quotes are escaped."""
+    if len(body) <= SMALL_BODY:
+        parsed = json.loads(body)
+        return parsed if isinstance(parsed, dict) else {}
+    found: dict[str, Any] = {}
+    for key, pattern in _STRING_KEY.items():
+        m = pattern.search(body)
+        if m:
+            found[key] = m.group(1).decode("utf-8", "replace")
+    for key, pattern in _INT_KEY.items():
+        m = pattern.search(body)
+        if m:
+            found[key] = int(m.group(1))
+    if _STREAM_KEY.search(body):
+        found["stream"] = True
+    for key, pattern in _OBJECT_KEY.items():
+        matches = list(pattern.finditer(body))
+        if matches:
+            last = matches[-1]
+            tail = body[last.end() - 1 :].decode("utf-8", "replace")
+            with_obj = _DECODER.raw_decode(tail)[0]
+            if isinstance(with_obj, dict):
+                found[key] = with_obj
+    return found
+
 
 #: What an ``on_done`` gets: the JSON body (a dict), the stream's usage-bearing events (a list of
 #: dicts, in order), or ``None`` when the body could not be read.
@@ -39,12 +95,26 @@ def estimate_tokens(body: bytes | None) -> int | None:
 class BodyWatcher:
     """Collects a response body's usage as its chunks pass, then calls ``on_done`` once."""
 
-    __slots__ = ("_broken", "_buf", "_decoder", "_done", "_events", "_on_done", "_size", "_sse")
+    __slots__ = (
+        "_broken",
+        "_buf",
+        "_decoder",
+        "_done",
+        "_events",
+        "_full",
+        "_on_done",
+        "_size",
+        "_sse",
+    )
 
-    def __init__(self, response: httpx2.Response, on_done: Callable[[Body], None]) -> None:
+    def __init__(
+        self, response: httpx2.Response, on_done: Callable[[Body], None], *, full: bool = False
+    ) -> None:
+        """``full``: parse a JSON body whole whatever its size (to capture content)."""
         ctype = response.headers.get("content-type", "")
         self._sse = "text/event-stream" in ctype
         self._on_done = on_done
+        self._full = full
         self._done = False
         self._broken = False
         self._buf = bytearray()
@@ -94,13 +164,16 @@ class BodyWatcher:
                 if self._sse:
                     self._line(bytes(self._buf))
                     body = self._events
-                elif self._buf:
+                elif self._buf and self._full:
                     parsed = json.loads(self._buf)
                     body = parsed if isinstance(parsed, dict) else None
+                elif self._buf:
+                    body = peek_json(bytes(self._buf))
             except Exception:
                 body = self._events if self._sse else None
         self._buf = bytearray()
-        self._on_done(body)
+        on_done, self._on_done = self._on_done, _nothing  # break the response <-> watcher cycle
+        on_done(body)
 
     def _take(self, data: bytes) -> None:
         if not self._sse:
@@ -127,6 +200,10 @@ class BodyWatcher:
         parsed = json.loads(payload)
         if isinstance(parsed, dict):
             self._events.append(parsed)
+
+
+def _nothing(body: Body) -> None:
+    del body
 
 
 class TeeStream(httpx2.SyncByteStream):

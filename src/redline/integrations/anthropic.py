@@ -24,7 +24,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from redline.integrations._base import Governed, Step, StepRecorder, Usage, require
-from redline.integrations._http import AsyncTeeStream, Body, BodyWatcher, TeeStream, estimate_tokens
+from redline.integrations._http import (
+    AsyncTeeStream,
+    Body,
+    BodyWatcher,
+    TeeStream,
+    estimate_tokens,
+    peek_json,
+)
 
 _anthropic = require("anthropic", "anthropic", "anthropic")
 import httpx2  # noqa: E402  (the Anthropic SDK's HTTP client; present whenever anthropic is)
@@ -119,11 +126,11 @@ class RedlineMiddleware(_Middleware):  # type: ignore[misc]
         if str(request.method).upper() != "POST" or not str(request.url).endswith("/messages"):
             rec.before_tool(ident, None)  # a kill stops every request the agent makes
             return None
-        body: Any = {}
-        tokens_in = None
-        with rec.quietly():
-            body = request.json if isinstance(request.json, Mapping) else {}
-            tokens_in = estimate_tokens(json.dumps(body.get("messages", ()), default=str).encode())
+        body: Any = request.json if isinstance(request.json, Mapping) else {}
+
+        def tokens_in() -> int | None:  # only asked for when a budget reserves
+            return estimate_tokens(json.dumps(body.get("messages", ()), default=str).encode())
+
         model = body.get("model")
         max_out = body.get("max_tokens")
         step = rec.before_model(
@@ -146,12 +153,16 @@ class RedlineMiddleware(_Middleware):  # type: ignore[misc]
             try:
                 content = http.content  # read already unless the call streams
             except httpx2.ResponseNotRead:
-                http.stream = tee(http.stream, BodyWatcher(http, done))
+                full = self._recorder.capture_content
+                http.stream = tee(http.stream, BodyWatcher(http, done, full=full))
                 return
             seen: Body = None
             with self._recorder.quietly():
-                parsed = json.loads(content) if content else None
-                seen = parsed if isinstance(parsed, dict) else None
+                if self._recorder.capture_content and content:
+                    parsed = json.loads(content)
+                    seen = parsed if isinstance(parsed, dict) else None
+                elif content:
+                    seen = peek_json(content)
             done(seen)
 
     def _done(self, step: Step, status: int, seen: Body, stream: bool) -> None:

@@ -27,7 +27,14 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from redline.integrations._base import Governed, Step, StepRecorder, Usage, require
-from redline.integrations._http import AsyncTeeStream, Body, BodyWatcher, TeeStream, estimate_tokens
+from redline.integrations._http import (
+    AsyncTeeStream,
+    Body,
+    BodyWatcher,
+    TeeStream,
+    estimate_tokens,
+    peek_json,
+)
 
 require("openai", "openai", "openai")
 import httpx2  # noqa: E402  (the OpenAI SDK's HTTP client; present whenever openai is)
@@ -118,8 +125,11 @@ class _Governor:
         content = b""
         with rec.quietly():
             content = request.content
-            parsed = json.loads(content) if content else {}
-            body = parsed if isinstance(parsed, dict) else {}
+            if content and rec.capture_content:
+                parsed = json.loads(content)
+                body = parsed if isinstance(parsed, dict) else {}
+            elif content:
+                body = peek_json(content)
         model = body.get("model")
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         max_out = max_out or body.get("max_output_tokens")
@@ -134,10 +144,12 @@ class _Governor:
     def _watch(
         self, response: httpx2.Response, step: Step, body: dict[str, Any], path: str
     ) -> BodyWatcher:
-        def done(seen: Body) -> None:
-            self._done(step, body, path, response.status_code, seen)
+        status = response.status_code
 
-        return BodyWatcher(response, done)
+        def done(seen: Body) -> None:
+            self._done(step, body, path, status, seen)
+
+        return BodyWatcher(response, done, full=self._recorder.capture_content)
 
     def _done(self, step: Step, req: dict[str, Any], path: str, status: int, seen: Body) -> None:
         rec = self._recorder
