@@ -141,6 +141,14 @@ class StepRecorder:
         self._logged: set[str] = set()
         self._lock = threading.Lock()
         self._quiet = _Quietly(self)
+        reserve = getattr(monitor, "reserve", None)
+        self._reserve: Callable[..., Any] | None = reserve if callable(reserve) else None
+
+    @property
+    def reserves(self) -> bool:
+        """Whether the monitor reserves budget before model calls (so an estimate is worth
+        computing); a remote monitor or one without budgets only checks."""
+        return self._reserve is not None
 
     # -- identity --------------------------------------------------------------------------
 
@@ -194,7 +202,7 @@ class StepRecorder:
         assert identity.agent is not None
         self.monitor.check(identity.agent, identity.session_id)
         reservation = None
-        reserve = getattr(self.monitor, "reserve", None)
+        reserve = self._reserve
         if reserve is not None and model is not None:
             reservation = reserve(
                 identity.agent,

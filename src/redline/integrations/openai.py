@@ -121,14 +121,16 @@ class _Governor:
         if request.method != "POST" or not path.endswith(_MODEL_PATHS):
             rec.before_tool(ident, None)  # a kill stops every request the agent makes
             return None
-        body: dict[str, Any] = {}
         content = b""
+        body: dict[str, Any] = {}
         with rec.quietly():
             content = request.content
+            # The request is read only when something needs it now: a budget's estimate or
+            # captured content. The model is the response's; a failed call peeks at it later.
             if content and rec.capture_content:
                 parsed = json.loads(content)
                 body = parsed if isinstance(parsed, dict) else {}
-            elif content:
+            elif content and rec.reserves:
                 body = peek_json(content)
         model = body.get("model")
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -139,6 +141,8 @@ class _Governor:
             tokens_in=estimate_tokens(content),
             max_tokens_out=max_out if isinstance(max_out, int) else None,
         )
+        if not body and content:
+            step.extra["content"] = content
         return step, body
 
     def _watch(
@@ -156,22 +160,25 @@ class _Governor:
         with rec.quietly():
             endpoint = path.rsplit("/v1/", 1)[-1].strip("/") or path
             data: dict[str, Any] = {"endpoint": endpoint, "http_status": status}
-            if req.get("stream"):
+            if isinstance(seen, list):
                 data["stream"] = True
             if status >= 400:
                 message = _error_message(seen) or f"HTTP {status}"
-                rec.model_done(step, model=step.name, provider="openai", error=message, data=data)
+                model = step.name or _request_model(step)
+                rec.model_done(step, model=model, provider="openai", error=message, data=data)
                 return
             result = _final(seen)
             usage_body = (result or {}).get("usage")
             usage = usage_of(usage_body) if isinstance(usage_body, Mapping) else None
-            model = (result or {}).get("model") or step.name
+            model = (result or {}).get("model") or step.name or _request_model(step)
             if rec.capture_content:
                 _capture(data, req, result)
             rec.model_done(step, model=model, usage=usage, provider="openai", data=data)
 
     def _failed(self, step: Step, exc: BaseException) -> None:
-        self._recorder.model_done(step, model=step.name, provider="openai", error=exc)
+        with self._recorder.quietly():
+            model = step.name or _request_model(step)
+            self._recorder.model_done(step, model=model, provider="openai", error=exc)
 
 
 class RedlineTransport(_Governor, httpx2.BaseTransport):
@@ -220,6 +227,15 @@ class AsyncRedlineTransport(_Governor, httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _request_model(step: Step) -> str | None:
+    """The requested model, read from the request body only when the response did not say."""
+    content = step.extra.get("content")
+    if not content:
+        return None
+    model = peek_json(content).get("model")
+    return model if isinstance(model, str) else None
 
 
 def _already_read(response: httpx2.Response, watcher: BodyWatcher) -> bool:
