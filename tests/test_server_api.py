@@ -873,7 +873,9 @@ def test_openapi_fuzz_finds_no_server_error(fuzz_target: Harness) -> None:
     auth = {"Authorization": f"Bearer {ADMIN}"}
     # Constraints between parameters that a schema cannot state (gdpr needs a user; since must
     # not be after until) are 400s there, which this check would count as rejecting valid data.
-    cross_checked = {"/v1/export"}
+    # Bounded beyond what a schema can say (export windows; history points per answer): their
+    # 400s are checked by their own tests.
+    cross_checked = {"/v1/export", "/v1/metrics/history"}
     failures: list[str] = []
     operations = 0
 

@@ -38,8 +38,8 @@ from .conftest import Backend
 
 #: Which capability each backend has (the matrix in redline.store.base's docstring).
 MATRIX: dict[str, set[str]] = {
-    "memory": {"ForkAware"},
-    "jsonl": {"ForkAware", "Verifiable"},
+    "memory": {"ForkAware", "MetricHistory"},
+    "jsonl": {"ForkAware", "Verifiable", "MetricHistory"},
     "sqlite": {
         "ForkAware",
         "Verifiable",
@@ -48,6 +48,7 @@ MATRIX: dict[str, set[str]] = {
         "GroupedCounts",
         "Describable",
         "SharedKillState",
+        "MetricHistory",
     },
     "postgres": {
         "ForkAware",
@@ -59,6 +60,7 @@ MATRIX: dict[str, set[str]] = {
         "SharedKillState",
         "FleetRollups",
         "Leadership",
+        "MetricHistory",
     },
 }
 

@@ -40,6 +40,7 @@ _STRUCTS: Final = (
     schemas.CheckResponse,
     schemas.AgentList,
     schemas.AlertList,
+    schemas.MetricHistory,
     schemas.Health,
     schemas.Identity,
     schemas.Ready,

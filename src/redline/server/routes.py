@@ -31,6 +31,7 @@ from redline.server.schemas import (
     IngestResponse,
     KillList,
     KillResponse,
+    MetricHistory,
     Ready,
     ReviveResponse,
 )
@@ -170,6 +171,38 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
                 400: ("Bad parameter.", ERR),
             },
             params=(window,),
+            tags=("fleet",),
+        ),
+        Operation(
+            "GET",
+            "/v1/metrics/history",
+            "getMetricHistory",
+            "Chart history from the store's per-minute rollups",
+            h.history.get_history,
+            "read",
+            {
+                200: ("One point per step over the range.", MetricHistory),
+                400: ("Bad parameter (a time, a step, too many points).", ERR),
+            },
+            params=(
+                str_param("agent", "Only this agent (default: the whole fleet)."),
+                Param(
+                    "since",
+                    TIME_SCHEMA,
+                    "From (default: an hour before until). " + TIME_DESCRIPTION,
+                ),
+                Param("until", TIME_SCHEMA, "Until (default: now). " + TIME_DESCRIPTION),
+                Param(
+                    "step",
+                    {"type": "integer", "minimum": 60, "maximum": 31 * 86400, "multipleOf": 60},
+                    "Seconds per point, whole minutes (default: a round step giving ~120 points).",
+                ),
+            ),
+            description="Events, errors, denials, cost, tokens and p50/p95 latency per step, "
+            "served from per-minute rollups the store keeps as it writes (so a day over millions "
+            "of events answers in milliseconds). Steps with nothing are zero points. At most "
+            "1,500 points per answer. An agent literally named `history` is read with "
+            "`/v1/metrics/history?agent=history`.",
             tags=("fleet",),
         ),
         Operation(

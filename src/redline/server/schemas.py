@@ -13,6 +13,7 @@ import msgspec
 
 from redline.alerts.manager import Alert
 from redline.metrics.snapshot import MetricSnapshot
+from redline.store._history import HistoryPoint
 from redline.store.base import KillRecord
 from redline.store.chain import VerifyReport
 
@@ -33,6 +34,7 @@ __all__ = [
     "KillRequest",
     "KillResponse",
     "KillSession",
+    "MetricHistory",
     "Ready",
     "ReviveAgent",
     "ReviveGlobal",
@@ -194,6 +196,19 @@ class AlertList(msgspec.Struct, kw_only=True):
     """Alerts from the store, each in its newest state, newest first."""
 
     alerts: list[Alert]
+
+
+class MetricHistory(msgspec.Struct, kw_only=True):
+    """``GET /v1/metrics/history``: one point per ``step`` seconds from ``since`` (aligned down to
+    the step) to ``until``; empty steps are zero points, so a chart's x-axis is continuous.
+    ``p50_latency_ms``/``p95_latency_ms`` come from per-minute histograms (within ±12 %) and are
+    null for a step with no latency. ``agent`` is null for the whole fleet."""
+
+    agent: str | None
+    since: float
+    until: float
+    step: int
+    points: list[HistoryPoint]
 
 
 class Identity(msgspec.Struct, kw_only=True):

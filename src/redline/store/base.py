@@ -61,6 +61,7 @@ __all__ = [
     "GroupedCounts",
     "KillRecord",
     "Leadership",
+    "MetricHistory",
     "Prunable",
     "PruneReport",
     "SharedKillState",
@@ -362,6 +363,17 @@ class FleetRollups(Protocol):
 
 
 @runtime_checkable
+class MetricHistory(Protocol):
+    """A store that answers chart history (events, errors, denials, cost, tokens, p50/p95
+    latency per step) from per-minute rollups it keeps as it writes."""
+
+    def metric_history(self, agent: str | None, since: float, until: float, step: int) -> list[Any]:
+        """One :class:`~redline.store._history.HistoryPoint` per ``step`` seconds over
+        ``[since, until)``, for ``agent`` or (``None``) the whole fleet."""
+        ...
+
+
+@runtime_checkable
 class Leadership(Protocol):
     """A store that elects one process of a fleet to do fleet-wide duties (an advisory lock)."""
 
@@ -385,6 +397,7 @@ CAPABILITIES: dict[str, type] = {
     "SharedKillState": SharedKillState,
     "FleetRollups": FleetRollups,
     "Leadership": Leadership,
+    "MetricHistory": MetricHistory,
 }
 
 

@@ -31,6 +31,7 @@ import msgspec
 
 from redline.events import AgentEvent
 from redline.exceptions import StoreError
+from redline.store._history import HistoryPoint, from_events
 from redline.store.base import EventQuery, KillRecord, StoredEvent
 from redline.store.chain import (
     GENESIS,
@@ -138,6 +139,14 @@ class JsonlStore:
                 except ValueError:
                     continue
                 yield obj, raw
+
+    def metric_history(
+        self, agent: str | None, since: float, until: float, step: int
+    ) -> list[HistoryPoint]:
+        """Chart points computed from the events held (this store is small by design)."""
+        lo = since // step * step  # the first point's start: its whole step is counted
+        q = EventQuery(agent=agent, since=lo, until=until, limit=None, order="asc")
+        return from_events((s.event for s in self.query(q)), agent, since, until, step)
 
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Scan the log for matching events (newest first unless ``order="asc"``)."""

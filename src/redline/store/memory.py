@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from redline.events import AgentEvent
+from redline.store._history import HistoryPoint, from_events
 from redline.store.base import EventQuery, KillRecord, StoredEvent
 
 if TYPE_CHECKING:
@@ -55,6 +56,14 @@ class MemoryStore:
                 self.evicted += overflow
             seq = self._seq
             self._events.extend(StoredEvent(seq=next(seq), event=e) for e in events)
+
+    def metric_history(
+        self, agent: str | None, since: float, until: float, step: int
+    ) -> list[HistoryPoint]:
+        """Chart points computed from the events held (this store is small by design)."""
+        lo = since // step * step  # the first point's start: its whole step is counted
+        q = EventQuery(agent=agent, since=lo, until=until, limit=None, order="asc")
+        return from_events((s.event for s in self.query(q)), agent, since, until, step)
 
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Matching events, newest first unless ``order="asc"``; a snapshot of the moment."""

@@ -33,6 +33,8 @@ import msgspec
 
 from redline.events import AgentEvent, category_of
 from redline.exceptions import StoreError
+from redline.store import _history_sqlite
+from redline.store._history import HistoryPoint, from_events
 from redline.store.base import KILL_COLUMNS, EventQuery, KillRecord, PruneReport, StoredEvent
 from redline.store.chain import (
     GENESIS,
@@ -177,6 +179,7 @@ class SQLiteStore:
             conn = self._connect()
             if not readonly:
                 conn.executescript(_SCHEMA)
+                _history_sqlite.ensure(conn)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -231,6 +234,7 @@ class SQLiteStore:
         if self._write_conn is None:
             self._write_conn = self._connect()
             self._write_conn.isolation_level = None
+            _history_sqlite.prepare(self._write_conn)
         return self._write_conn
 
     @property
@@ -289,6 +293,7 @@ class SQLiteStore:
                     )
                     prev = h
                 conn.executemany(_INSERT, rows)
+                _history_sqlite.add(conn, events)  # per-minute rollups, same transaction
                 checkpoint = self._maybe_checkpoint(conn, seq, prev, start)
                 conn.execute("COMMIT")
                 self._appended = True
@@ -433,6 +438,27 @@ class SQLiteStore:
         return cp
 
     # -- reading --------------------------------------------------------------------------
+    def metric_history(
+        self, agent: str | None, since: float, until: float, step: int
+    ) -> list[HistoryPoint]:
+        """Chart points from the per-minute rollups (see :mod:`redline.store._history`).
+
+        A file from before rollups is backfilled a bounded step per call (under the write
+        lock); until it is complete, older minutes read as what has been rolled up so far.
+        """
+        try:
+            if not self.readonly:
+                with self._write_lock:
+                    _history_sqlite.backfill(self._writer())
+            return _history_sqlite.history(self._reader(), agent, since, until, step)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise StoreError(f"{self.path}: history query failed: {exc}") from exc
+        # A read-only store over a file without rollups: computed from the events.
+        lo = since // step * step  # the first point's start: its whole step is counted
+        q = EventQuery(agent=agent, since=lo, until=until, limit=None, order="asc")
+        return from_events((s.event for s in self.query(q)), agent, since, until, step)
+
     def query(self, query: EventQuery) -> Iterator[StoredEvent]:
         """Stream matching events, ordered by time then sequence; tombstones are skipped."""
         sql, params = _select(query, "seq, payload, hash, prev_hash")

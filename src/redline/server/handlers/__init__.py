@@ -7,6 +7,7 @@ ingest         ``POST /v1/events``
 otlp           ``POST /v1/traces`` (OTLP/HTTP, protobuf or JSON)
 events         ``GET /v1/events``
 fleet          ``GET /v1/agents``, ``/v1/metrics``, ``/v1/metrics/{agent}``, ``/v1/stats``
+history        ``GET /v1/metrics/history`` (per-minute rollups from the store)
 alerts         ``GET /v1/alerts`` (from the store), ``POST /v1/alerts/{id}/ack``
 kills          ``POST /v1/kill``, ``POST /v1/revive``, ``GET /v1/check``, ``GET /v1/kills``
 stream         ``GET /v1/stream``
@@ -28,6 +29,7 @@ from redline.server.handlers.audit import AuditHandlers
 from redline.server.handlers.dashboard import DashboardHandlers
 from redline.server.handlers.events import EventHandlers
 from redline.server.handlers.fleet import FleetHandlers
+from redline.server.handlers.history import HistoryHandlers
 from redline.server.handlers.ingest import IngestHandlers
 from redline.server.handlers.kills import KillHandlers
 from redline.server.handlers.ops import OpsHandlers
@@ -41,6 +43,7 @@ __all__ = [
     "EventHandlers",
     "FleetHandlers",
     "Handlers",
+    "HistoryHandlers",
     "IngestHandlers",
     "KillHandlers",
     "OTLPHandlers",
@@ -57,6 +60,7 @@ class Handlers:
         self.otlp = OTLPHandlers(ctx)
         self.events = EventHandlers(ctx)
         self.fleet = FleetHandlers(ctx)
+        self.history = HistoryHandlers(ctx)
         self.alerts = AlertHandlers(ctx)
         self.kills = KillHandlers(ctx)
         self.stream = StreamHandlers(ctx)

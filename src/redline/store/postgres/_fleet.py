@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from redline.store._history import COLUMNS, HistoryPoint, cells_from_rows, points
 from redline.store.base import FleetRow, FleetSnapshot
 from redline.store.postgres._core import PgCore
 
@@ -27,7 +28,24 @@ ROLLUP_FIELDS: Final = (
 
 
 class Fleet(PgCore):
-    """``fleet_snapshot``."""
+    """``fleet_snapshot`` and ``metric_history``."""
+
+    def metric_history(
+        self, agent: str | None, since: float, until: float, step: int
+    ) -> list[HistoryPoint]:
+        """Chart points from the rollup (see :mod:`redline.store._history`), summed per minute
+        over the fleet's writers in SQL; histograms merged here."""
+        lo = int(since // step) * step  # the first point's start: its whole step is counted
+        fields = ", ".join(n for n in COLUMNS if n != "latency_hist")
+        where = "minute >= %s AND minute < %s" + (" AND agent = %s" if agent is not None else "")
+        args: tuple[Any, ...] = (lo, until) if agent is None else (lo, until, agent)
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT minute, agent, {fields}, latency_hist::text "
+                f"FROM {self._q}.rollup_minute WHERE {where}",
+                args,
+            ).fetchall()
+        return points(cells_from_rows(rows), since, until, step)
 
     def fleet_snapshot(
         self, window_seconds: float = 300.0, now: float | None = None

@@ -19,6 +19,7 @@ import psycopg
 
 from redline.events import AgentEvent, category_of
 from redline.exceptions import StoreError
+from redline.store._history import LatencyHistogram
 from redline.store.chain import GENESIS, Checkpoint, append_anchor, canonical_payload, chain_hash
 from redline.store.postgres._core import DAY, PgCore, _Inflight
 from redline.store.postgres._fleet import ROLLUP_FIELDS
@@ -85,7 +86,7 @@ class Writes(PgCore):
                         self._inflight = _Inflight(
                             events[0], events[-1], len(events), last_seq, last_hash
                         )
-                        self._upsert_rollup(cur, batch.rollup)
+                        self._upsert_rollup(cur, batch.rollup, batch.hist)
                     checkpoint = self._maybe_checkpoint(conn, last_seq, last_hash)
                 self._head = (last_seq, last_hash)
                 self._inflight = None
@@ -149,7 +150,10 @@ class Writes(PgCore):
         return events
 
     def _upsert_rollup(
-        self, cur: psycopg.Cursor[Any], rollup: dict[tuple[int, str], list[float]]
+        self,
+        cur: psycopg.Cursor[Any],
+        rollup: dict[tuple[int, str], list[float]],
+        hist: dict[tuple[int, str], LatencyHistogram] | None = None,
     ) -> None:
         if not rollup:
             return
@@ -161,9 +165,20 @@ class Writes(PgCore):
         types = ["bigint", "text"] + [
             "float8" if n in ("cost", "latency_sum") else "bigint" for n in ROLLUP_FIELDS
         ]
-        fields = ", ".join(ROLLUP_FIELDS)
+        # Latency histograms (history p50/p95), merged key by key in SQL.
+        empty = LatencyHistogram()
+        columns.append([(hist or {}).get(k, empty).to_text() for k in keys])
+        types.append("jsonb")
+        fields = ", ".join((*ROLLUP_FIELDS, "latency_hist"))
         unnest = ", ".join(f"%s::{t}[]" for t in types)
         updates = ", ".join(f"{n} = r.{n} + EXCLUDED.{n}" for n in ROLLUP_FIELDS)
+        updates += (
+            ", latency_hist = (SELECT coalesce(jsonb_object_agg(k, "
+            "coalesce((r.latency_hist->>k)::bigint, 0) + "
+            "coalesce((EXCLUDED.latency_hist->>k)::bigint, 0)), '{}'::jsonb) FROM "
+            "(SELECT jsonb_object_keys(r.latency_hist) UNION "
+            "SELECT jsonb_object_keys(EXCLUDED.latency_hist)) AS keys(k))"
+        )
         cur.execute(
             f"INSERT INTO {self._q}.rollup_minute AS r (minute, agent, {fields}) "
             f"SELECT * FROM unnest({unnest}) ON CONFLICT (minute, agent) DO UPDATE SET {updates}",
@@ -235,13 +250,14 @@ class _Batch:
     ``(minute, agent)`` to the counters of ``ROLLUP_FIELDS``.
     """
 
-    __slots__ = ("prev", "rollup", "seq", "stream")
+    __slots__ = ("hist", "prev", "rollup", "seq", "stream")
 
     def __init__(self, stream: str, seq: int, prev: str) -> None:
         self.stream = stream
         self.seq = seq
         self.prev = prev
         self.rollup: dict[tuple[int, str], list[float]] = {}
+        self.hist: dict[tuple[int, str], LatencyHistogram] = {}
 
     def rows(self, events: Sequence[AgentEvent]) -> Iterator[tuple[Any, ...]]:
         """The COPY rows of ``events``, in order."""
@@ -292,6 +308,10 @@ class _Batch:
             if e.latency_ms is not None:
                 r[7] += e.latency_ms
                 r[8] += 1
+                lat = self.hist.get(key)
+                if lat is None:
+                    lat = self.hist[key] = LatencyHistogram()
+                lat.add(e.latency_ms)
             if e.tokens_in is not None:
                 r[9] += e.tokens_in
             if e.tokens_out is not None:

@@ -143,6 +143,14 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        3,
+        "latency histograms in the rollup (history p50/p95)",
+        (
+            "ALTER TABLE {s}.rollup_minute "
+            "ADD COLUMN IF NOT EXISTS latency_hist jsonb NOT NULL DEFAULT '{}'::jsonb",
+        ),
+    ),
 )
 #: The newest schema version this build knows.
 LATEST: Final = MIGRATIONS[-1][0]
