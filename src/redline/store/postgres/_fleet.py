@@ -11,20 +11,8 @@ from redline.store.postgres._core import PgCore
 
 __all__ = ["ROLLUP_FIELDS", "Fleet"]
 
-ROLLUP_FIELDS: Final = (
-    "events",
-    "actions",
-    "denials",
-    "errors",
-    "llm_calls",
-    "tool_calls",
-    "cost",
-    "latency_sum",
-    "latency_n",
-    "tokens_in",
-    "tokens_out",
-    "tokens_cached",
-)
+#: The rollup's counter columns (the shared cell layout, less the latency histogram).
+ROLLUP_FIELDS: Final = tuple(c for c in COLUMNS if c != "latency_hist")
 
 
 class Fleet(PgCore):
