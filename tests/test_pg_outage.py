@@ -149,3 +149,30 @@ def test_record_never_waits_on_a_hung_postgresql(proxied: tuple[HangingProxy, Mo
     assert sorted(e.event_type for e in stored).count("denial") == 3
     kills = list(monitor.store.query(EventQuery(event_type="kill", limit=None)))
     assert len(kills) == 1  # the policy's kill, once
+
+
+def test_kill_agent_on_a_hung_postgresql_returns_within_its_bound(
+    proxied: tuple[HangingProxy, Monitor],
+) -> None:
+    """An operator's kill while the store hangs: enforced at once, returned within the persist
+    bound (not once per evidence record), and in the store once it answers."""
+    from redline.control.killswitch import PERSIST_TIMEOUT_SECONDS
+
+    proxy, monitor = proxied
+    monitor.record(AgentEvent(agent="warmup"))
+    assert monitor.flush(10)
+    proxy.hang()
+    try:
+        started = time.perf_counter()
+        monitor.kill_agent("billing", reason="runaway", actor="oncall")
+        took = time.perf_counter() - started
+        assert took < PERSIST_TIMEOUT_SECONDS + 2, took
+        with pytest.raises(AgentKilledError):
+            monitor.check("billing")
+    finally:
+        proxy.release()
+    monitor.run_duties()  # the duties thread's retry, now
+    assert any(k.scope == "agent" and k.target == "billing" for k in monitor.store.load_kills())
+    assert monitor.flush(30)
+    kills = list(monitor.store.query(EventQuery(event_type="kill", limit=None)))
+    assert [k.event.data["target"] for k in kills] == ["billing"]

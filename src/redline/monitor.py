@@ -718,6 +718,29 @@ class Monitor:
             persist=not getattr(self._no_wait, "active", False),
         )
         self._kill_count += 1
+        if self._kills.committed(rec):
+            self._announce_kill(rec, scope, target, reason, anomaly, agent)
+        else:
+            # The store did not take the kill in time: its evidence is queued without waiting
+            # too (each wait would be another bounded stall on the same outage).
+            prior = getattr(self._no_wait, "active", False)
+            self._no_wait.active = True
+            try:
+                self._announce_kill(rec, scope, target, reason, anomaly, agent)
+            finally:
+                self._no_wait.active = prior
+        return rec
+
+    def _announce_kill(
+        self,
+        rec: KillRecord,
+        scope: str,
+        target: str,
+        reason: str,
+        anomaly: Anomaly | None,
+        agent: str | None,
+    ) -> None:
+        """Record the kill event and raise its alert."""
         who = agent or (target if scope == "agent" else "*")
         self._record_internal(
             AgentEvent(
@@ -751,7 +774,6 @@ class Monitor:
                 "expires_at": rec.expires_at,
             },
         )
-        return rec
 
     def revive(
         self, agent: str | None = None, session_id: str | None = None, *, actor: str = ""

@@ -178,6 +178,11 @@ class KillSwitch:
             return False
         raise error
 
+    def committed(self, rec: KillRecord) -> bool:
+        """Whether ``rec`` is in the store (False while it waits for :meth:`retry_persist`)."""
+        with self._lock:
+            return rec.key not in self._unpersisted
+
     def after_fork(self) -> None:
         """In a forked child: a fresh lock (a parent thread may have held this one)."""
         self._lock = threading.Lock()
