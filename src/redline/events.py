@@ -42,6 +42,9 @@ class AgentEvent(msgspec.Struct, omit_defaults=True, gc=False):
     The two newer fields come last so that positional construction written for earlier
     releases keeps its meaning.
 
+    ``cost_estimated`` (``True``, or unset) tells a computed cost from a reported one: an event with a model and
+    tokens but no ``cost_usd`` is priced from its tokens (:mod:`redline.pricing`) and marked.
+
     ``killed_scope`` is set by the monitor, not by callers: an event recorded while its agent,
     session or the fleet is killed is stored as evidence with the covering scope here, and does
     not feed the metrics that tripped the switch.
@@ -70,6 +73,7 @@ class AgentEvent(msgspec.Struct, omit_defaults=True, gc=False):
     killed_scope: str | None = None
     tokens_cache_write: int | None = None
     tokens_reasoning: int | None = None
+    cost_estimated: bool | None = None
 
     @property
     def category(self) -> str:

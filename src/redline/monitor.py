@@ -38,6 +38,7 @@ from redline.export.config import start_exporters
 from redline.guard import Guard
 from redline.metrics.snapshot import MetricSnapshot, snapshot_of
 from redline.metrics.windows import AgentWindows, Totals, sum_recent
+from redline.pricing import PriceTable
 from redline.redaction import Redactor
 from redline.store.base import EventQuery, ForkAware, KillRecord, Store, StoredEvent
 from redline.store.chain import VerifyReport
@@ -96,6 +97,7 @@ class Monitor:
             max_age=ev.max_age_seconds,
         )
         self._check_event = self._validator.check
+        self._prices = PriceTable(config.section("pricing"), clock=now)
         red = config.redaction
         self._redactor = Redactor(
             enabled=red.enabled,
@@ -281,6 +283,8 @@ class Monitor:
             ev = self._check_event(event)
             if ev is None:
                 return
+            if ev.cost_usd is None and ev.model is not None and (ev.tokens_in or ev.tokens_out):
+                ev = self._priced(ev)
             if self._tracking and not self._is_tracked(ev):
                 self._filtered += 1
                 return
@@ -320,6 +324,26 @@ class Monitor:
             self._internal_errors += 1
             if self._internal_errors == 1 or self._internal_errors % 10_000 == 0:
                 log.exception("redline: record() failed internally; the agent was not affected")
+
+    def _priced(self, ev: AgentEvent) -> AgentEvent:
+        """``ev`` with the cost of its tokens, marked estimated (unchanged for an unknown model)."""
+        provider = ev.data.get("provider") if ev.data else None
+        cost = self._prices.cost(
+            cast(str, ev.model),
+            ev.tokens_in,
+            ev.tokens_out,
+            ev.tokens_cached,
+            ev.tokens_cache_write,
+            provider=provider if isinstance(provider, str) else None,
+        )
+        if cost is None:
+            return ev
+        return _replace(ev, cost_usd=cost, cost_estimated=True)
+
+    @property
+    def prices(self) -> PriceTable:
+        """The cost engine: what an event's tokens cost, and a call's estimate before it runs."""
+        return self._prices
 
     def _sync_commit(self) -> None:
         """Governance evidence was queued: commit it now without waiting (``group``), wait for
@@ -1344,6 +1368,8 @@ class Monitor:
             "integration_errors": sum(self._integration_errors.values()),
             "integration_errors_by_name": dict(self._integration_errors),
             "subscriber_errors": sum(self.bus.errors.values()),
+            "unpriced": self._prices.unpriced,
+            "unpriced_models": dict(self._prices.unknown),
             "anomalies": self._anomaly_count,
             "kills": self._kill_count,
             "active_kills": len(self._kills.records()),

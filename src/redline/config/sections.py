@@ -45,7 +45,9 @@ __all__ = [
 SectionParser = Callable[..., Any]
 
 #: Redline's own feature sections: top-level key → ``"module:callable"`` (imported when used).
-SECTIONS: Final[dict[str, str]] = {}
+SECTIONS: Final[dict[str, str]] = {
+    "pricing": "redline.pricing.config:parse_pricing_config",
+}
 
 _registered: dict[str, SectionParser] = {}
 
