@@ -89,6 +89,7 @@ def test_every_meaningful_type_has_a_category() -> None:
         "action", "llm_call", "tool_call", "decision", "denial", "approval_request",
         "approval_response", "guardrail_trigger", "cost", "error", "security", "user_input",
         "session_start", "session_end", "kill", "revive", "anomaly", "alert",
+        "budget",  # issue 14: budget decisions, written only by the monitor
     }
     assert listed == set(EVENT_TYPES)
     assert {category_of(t) for t in listed} <= set(CATEGORIES)

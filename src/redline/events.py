@@ -107,6 +107,7 @@ class EventType:
     REVIVE: Final = "revive"
     ANOMALY: Final = "anomaly"
     ALERT: Final = "alert"
+    BUDGET: Final = "budget"
 
 
 #: Category of every known type. Seed 001's table: actions 30 d, decisions 90 d, errors 1 y,
@@ -127,6 +128,7 @@ _CATEGORY: Final[dict[str, str]] = {
     "revive": "security",
     "anomaly": "security",
     "alert": "security",
+    "budget": "decision",
     "llm_call": "performance",
     "cost": "performance",
     "user_input": "user",
@@ -143,7 +145,9 @@ CATEGORIES: Final[tuple[str, ...]] = (
 )
 
 #: Governance events Redline writes itself: stored and published, never counted as activity.
-GOVERNANCE_TYPES: Final[frozenset[str]] = frozenset({"anomaly", "alert", "kill", "revive"})
+GOVERNANCE_TYPES: Final[frozenset[str]] = frozenset(
+    {"anomaly", "alert", "kill", "revive", "budget"}
+)
 
 #: Types whose loss would hide a governance action; the store commits them synchronously
 #: when ``durability`` asks for it.

@@ -31,6 +31,7 @@ class Guard(contextlib.ContextDecorator):
         event_type: str,
         tool: str | None,
         fields: dict[str, Any],
+        estimate_usd: float | None = None,
     ) -> None:
         self._monitor = monitor
         self._agent = agent
@@ -38,10 +39,25 @@ class Guard(contextlib.ContextDecorator):
         self._type = event_type
         self._tool = tool
         self._fields = fields
+        self._estimate = estimate_usd
         self._local = threading.local()
 
     def __enter__(self) -> Guard:
         self._monitor.check(self._agent, self._session)
+        held: list[Any] = getattr(self._local, "held", [])
+        if self._estimate is not None:
+            res = self._monitor.reserve(
+                self._agent,
+                estimate_usd=self._estimate,
+                session_id=self._session,
+                user=self._fields.get("user"),
+                tenant=self._fields.get("tenant"),
+                model=self._fields.get("model"),
+            )
+            held.append((res, self._monitor._spend_into(res)))
+        else:
+            held.append(None)
+        self._local.held = held
         starts: list[float] = getattr(self._local, "starts", [])
         starts.append(time.perf_counter())
         self._local.starts = starts
@@ -72,3 +88,8 @@ class Guard(contextlib.ContextDecorator):
                 **fields,
             )
         )
+        held = self._local.held.pop()
+        if held is not None:
+            res, token = held
+            self._monitor._spend_done(token)
+            res.commit(res.recorded)  # what the block recorded, even when it failed

@@ -25,6 +25,8 @@ from redline.alerts.rules import COUNTER_PREFIX, AlertRule
 from redline.bus import EventBus, Handler
 from redline.clock import Clock, SystemClock
 from redline.config import MonitorConfig, resolve_backend
+from redline.control.budgets.facade import BudgetMethods, open_budgets
+from redline.control.budgets.manager import Budgets, Who
 from redline.control.killswitch import KillSwitch
 from redline.control.policies import KillPolicy
 from redline.detect.anomaly import Anomaly
@@ -64,7 +66,7 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
 _replace = msgspec.structs.replace
 
 
-class Monitor:
+class Monitor(BudgetMethods):
     """Governance-first observability for one process: see, judge, act, prove.
 
     ``Monitor()`` alone keeps events in a bounded in-memory store with default windows; pass a
@@ -226,6 +228,7 @@ class Monitor:
             )
             for r in al.rules
         ]
+        self._budgets = open_budgets(self)
         self._alert_interval = al.evaluation_interval_seconds
         self._next_alert_eval = 0.0
         self._ack_cursor: float | None = None
@@ -267,6 +270,8 @@ class Monitor:
         if self._fork_aware_store:
             cast(ForkAware, self.store).after_fork()
         self._writer.after_fork()
+        if self._budgets is not None:
+            self._budgets.after_fork()
 
     # ------------------------------------------------------------------------------------
     # the hot path
@@ -312,6 +317,8 @@ class Monitor:
                 self._put(ev)
             if self.bus.active:
                 self.bus.publish(ev)
+            if ev.cost_usd and self._budgets is not None:
+                self._spent(ev)
             if pending:
                 # On the agent's thread: a kill is enforced in memory now and persisted by the
                 # duties thread; nothing here waits on the store (unless durability: sync).
@@ -339,6 +346,12 @@ class Monitor:
         if cost is None:
             return ev
         return _replace(ev, cost_usd=cost, cost_estimated=True)
+
+    def _spent(self, ev: AgentEvent) -> None:
+        """A recorded cost counts against the budgets covering who spent it."""
+        rid = ev.data.get("reservation_id") if ev.data else None
+        who = Who(ev.agent, ev.session_id, ev.user, ev.tenant, ev.model)
+        cast(Budgets, self._budgets).note(who, cast(float, ev.cost_usd), rid)
 
     @property
     def prices(self) -> PriceTable:
@@ -896,6 +909,8 @@ class Monitor:
         rec = self._kills.covering(agent, session_id) if self._kills.active else None
         if rec is not None:
             raise AgentKilledError(rec.scope, rec.target, rec.reason, rec.actor)
+        if self._budgets is not None:
+            self._budgets.check(agent, session_id)
         if self._fail_closed:
             age = self._stale_kill_state()
             if age is not None:
@@ -918,6 +933,7 @@ class Monitor:
         *,
         event_type: str = "tool_call",
         tool: str | None = None,
+        estimate_usd: float | None = None,
         **fields: Any,
     ) -> Guard:
         """A context manager (and decorator) that checks, times and records a block of work.
@@ -925,8 +941,12 @@ class Monitor:
         On entry it calls :meth:`check`; on exit it records one ``event_type`` event with the
         block's ``latency_ms`` and ``status`` (``"ok"``, or ``"error"`` with the exception type in
         ``data["error_type"]``). Exceptions propagate unchanged.
+
+        With ``estimate_usd`` it also reserves that much before the block (raising
+        :class:`~redline.BudgetExceededError` instead of running it) and commits what the
+        events recorded inside the block cost.
         """
-        return Guard(self, agent, session_id, event_type, tool, fields)
+        return Guard(self, agent, session_id, event_type, tool, fields, estimate_usd)
 
     def kills(self) -> list[KillRecord]:
         """Every active kill record."""
@@ -968,6 +988,8 @@ class Monitor:
                     self.reset_metrics(rec.target)
         for rec in self._kills.expire():
             self._revive(rec.scope, rec.target, "ttl", expired=True, record=rec)
+        if self._budgets is not None:
+            self._budgets.tick()
 
     # ------------------------------------------------------------------------------------
     # alert rules and their lifecycle
@@ -1370,6 +1392,9 @@ class Monitor:
             "subscriber_errors": sum(self.bus.errors.values()),
             "unpriced": self._prices.unpriced,
             "unpriced_models": dict(self._prices.unknown),
+            "budget_admitted": self._budgets.admitted if self._budgets else 0,
+            "budget_denied": self._budgets.denied if self._budgets else 0,
+            "budget_errors": self._budgets.errors if self._budgets else 0,
             "anomalies": self._anomaly_count,
             "kills": self._kill_count,
             "active_kills": len(self._kills.records()),
@@ -1468,6 +1493,8 @@ class Monitor:
             return True
         self._closed = True
         self._ready = False
+        if self._budgets is not None:
+            self._budgets.close()  # pending spend written, threshold records queued
         ok = self._writer.close(timeout)
         self._exporters.close()
         ok = self.alerts.close(timeout) and ok

@@ -49,6 +49,7 @@ MATRIX: dict[str, set[str]] = {
         "Describable",
         "SharedKillState",
         "MetricHistory",
+        "BudgetLedgers",
     },
     "postgres": {
         "ForkAware",
@@ -61,6 +62,7 @@ MATRIX: dict[str, set[str]] = {
         "FleetRollups",
         "Leadership",
         "MetricHistory",
+        "BudgetLedgers",
     },
 }
 

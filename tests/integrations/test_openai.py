@@ -269,3 +269,26 @@ def test_long_bodies_are_read_for_their_usage_without_a_full_parse(
     raw = json.dumps(request.body).encode()
     assert len(raw) > SMALL_BODY
     assert peek_json(raw)["max_tokens"] == 77
+
+
+def test_a_budget_reserves_before_the_request_and_commits_its_usage(
+    client_for: Callable[..., Any], fake_llm: FakeLLM
+) -> None:
+    """With a budget, each request reserves its estimate (the prompt and ``max_tokens``) before
+    it is sent and commits the usage it reported; the request that would overrun is refused
+    before it reaches the server, as an ``AgentStoppedError``."""
+    monitor = Monitor(
+        redline.parse_config({"budgets": [{"name": "d", "limit_usd": 0.0008, "scope": "agent"}]})
+    )
+    client = client_for(fake_llm, monitor)
+    client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=50)
+    (ev,) = events_of(monitor, "llm_call")
+    [state] = monitor.budgets()
+    assert state.spent_usd == pytest.approx(ev["cost_usd"])  # the usage, not the estimate
+    assert state.reserved_usd == 0.0
+    sent = fake_llm.count()
+    with pytest.raises(redline.BudgetExceededError) as caught:
+        client.chat.completions.create(model="gpt-4o", messages=HI, max_tokens=50)
+    assert isinstance(caught.value, AgentStoppedError)
+    assert fake_llm.count() == sent
+    monitor.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from redline.cli import _alerts, _audit, _config, _events, _govern, _serve, _status
+from redline.cli import _alerts, _audit, _budgets, _config, _events, _govern, _serve, _status
 from redline.cli._common import EXIT_USAGE, CliError, State, err_console, text
 from redline.cli._db import db_app
 from redline.exceptions import ConfigError, RedlineError
@@ -77,6 +77,7 @@ app.command("replay")(_events.replay)
 app.command("serve")(_serve.serve)
 app.command("alerts")(_alerts.alerts)
 app.command("ack")(_alerts.ack)
+app.command("budgets")(_budgets.budgets)
 app.add_typer(db_app, name="db")
 
 

@@ -4,7 +4,7 @@ A package with settings of its own (budgets, pricing, ...) plugs a top-level sec
 ``monitor.yaml`` without editing the loader or the core schema, in one of two ways:
 
 * **A line in** :data:`SECTIONS` (for Redline's own packages): ``"budgets":
-  "redline.budgets.config:parse_budgets_config"``. The module is imported only when a file has
+  "redline.control.budgets.config:parse_budgets_config"``. The module is imported only when a file has
   that section or code asks for it (``config.section("budgets")``), as the store backends and
   alert channels are (``"module:attribute"``), so ``import redline`` does not pay for it.
 * **A call to** :func:`register_section` (for code outside Redline, or tests), before loading.
@@ -47,6 +47,7 @@ SectionParser = Callable[..., Any]
 #: Redline's own feature sections: top-level key → ``"module:callable"`` (imported when used).
 SECTIONS: Final[dict[str, str]] = {
     "pricing": "redline.pricing.config:parse_pricing_config",
+    "budgets": "redline.control.budgets.config:parse_budgets_config",
 }
 
 _registered: dict[str, SectionParser] = {}

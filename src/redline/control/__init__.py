@@ -1,1 +1,1 @@
-"""Governance that acts: kill switches and the automatic policies that trip them."""
+"""Governance that acts: kill switches, the automatic policies that trip them, and budgets."""

@@ -49,6 +49,7 @@ sample in it) is placed in the first Prometheus ``le`` bucket that holds it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -85,6 +86,8 @@ __all__ = [
     "serve",
     "start_http_server",
 ]
+
+log = logging.getLogger("redline.export.prometheus")
 
 #: ``le`` bounds of ``redline_latency_seconds``: agent work runs from milliseconds to minutes.
 # fmt: off
@@ -123,6 +126,10 @@ FAMILIES: Final[dict[str, tuple[str, str, tuple[str, ...], str]]] = {
     "redline_error_rate": ("gauge", "Error events / events over the window.", ("agent",), ""),
     "redline_p95_latency_seconds": ("gauge", "95th percentile latency over the window.", ("agent",), "seconds"),
     "redline_denial_rate": ("gauge", "Denials / (actions + denials) over the window.", ("agent",), ""),
+    "redline_budget_spent_usd": ("gauge", "Budget spend in the current period, in US dollars (every process on the store).", ("budget", "scope", "key"), ""),
+    "redline_budget_reserved_usd": ("gauge", "Budget reservations outstanding, in US dollars.", ("budget", "scope", "key"), ""),
+    "redline_budget_limit_usd": ("gauge", "Budget limit per period, in US dollars.", ("budget", "scope", "key"), ""),
+    "redline_budget_denials_total": ("counter", "Reservations refused by a budget in this process.", (), ""),
     "redline_events_recorded_total": ("counter", "Events passed to record() and accepted.", (), ""),
     "redline_events_written_total": ("counter", "Events committed to the store.", (), ""),
     "redline_events_blocked_total": ("counter", "Events recorded while a kill switch covered them.", (), ""),
@@ -253,6 +260,7 @@ class RedlineCollector:
         self._types = _Slots(max_tools)
         self._killed_agents = _Slots(max_agents)
         self._channels = _Slots(_MAX_SMALL)
+        self._budget_keys = _Slots(max_agents)
         self._collect_lock = threading.Lock()
         self._counters = _Counters(max_agents)
         self._unsubscribe = [
@@ -364,6 +372,7 @@ class RedlineCollector:
             self._agent_samples(fams, agent, life, recent, window, tools, models, types)
 
         self._governance(fams, now)
+        self._budgets(fams)
         self._health(fams, now)
         fams["redline_uptime_seconds"].add_metric([], max(0.0, now - m.started_at))
         fams["redline_window_seconds"].add_metric([], float(window))
@@ -532,6 +541,32 @@ class RedlineCollector:
             if a.state == "firing" and a.severity != "info" and a.timestamp >= horizon
         }
         fams["redline_alerts_firing"].add_metric([], float(len(firing)))
+
+    def _budgets(self, fams: dict[str, Any]) -> None:
+        """Spend, holds and limit per budget key (keys past the cap summed under ``other``)."""
+        m = self._monitor
+        if not getattr(m, "has_budgets", False):
+            return
+        fams["redline_budget_denials_total"].add_metric([], m.stats()["budget_denied"])
+        try:
+            states = m.budgets()
+        except Exception:  # a ledger that cannot be read: the scrape still answers
+            log.warning("redline: budget state unavailable for this scrape", exc_info=True)
+            return
+        labels = self._budget_keys.assign(
+            {f"{s.name}\x00{s.key}": s.spent_usd + s.reserved_usd for s in states}
+        )
+        rows: dict[tuple[str, str, str], list[float]] = {}
+        for st in states:
+            key = st.key if labels.get(f"{st.name}\x00{st.key}") != OTHER else OTHER
+            row = rows.setdefault((st.name, st.scope, key), [0.0, 0.0, st.limit_usd])
+            row[0] += st.spent_usd
+            row[1] += st.reserved_usd
+        for labelset, (spent, reserved, limit) in sorted(rows.items()):
+            fams["redline_budget_spent_usd"].add_metric(list(labelset), spent)
+            fams["redline_budget_reserved_usd"].add_metric(list(labelset), reserved)
+            if labelset[2] != OTHER:
+                fams["redline_budget_limit_usd"].add_metric(list(labelset), limit)
 
     def _health(self, fams: dict[str, Any], now: float) -> None:
         m = self._monitor

@@ -141,7 +141,10 @@ class StepRecorder:
         self._logged: set[str] = set()
         self._lock = threading.Lock()
         self._quiet = _Quietly(self)
-        reserve = getattr(monitor, "reserve", None)
+        # Only a monitor with budgets reserves: otherwise an estimate is work for nothing.
+        reserve = (
+            getattr(monitor, "reserve", None) if getattr(monitor, "has_budgets", False) else None
+        )
         self._reserve: Callable[..., Any] | None = reserve if callable(reserve) else None
 
     @property

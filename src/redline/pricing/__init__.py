@@ -250,4 +250,3 @@ class PriceTable:
             model,
             f"; {self._table_error}" if self._table_error else "",
         )
-

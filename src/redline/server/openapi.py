@@ -37,6 +37,7 @@ _STRUCTS: Final = (
     schemas.KillResponse,
     schemas.ReviveResponse,
     schemas.KillList,
+    schemas.BudgetList,
     schemas.CheckResponse,
     schemas.AgentList,
     schemas.AlertList,

@@ -24,6 +24,7 @@ from redline.server.schemas import (
     AckRequest,
     AgentList,
     AlertList,
+    BudgetList,
     CheckResponse,
     ErrorBody,
     Health,
@@ -359,6 +360,19 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
             h.kills.get_kills,
             "read",
             {200: ("Every active kill.", KillList)},
+            tags=("kill switches",),
+        ),
+        Operation(
+            "GET",
+            "/v1/budgets",
+            "getBudgets",
+            "Budget spend and reservations",
+            h.kills.get_budgets,
+            "read",
+            {200: ("Every budget key in its current period.", BudgetList)},
+            description="Spend and outstanding reservations of every budget key in its current "
+            "period, as every monitor on the store recorded them, with the limit and when the "
+            "period resets.",
             tags=("kill switches",),
         ),
         Operation(

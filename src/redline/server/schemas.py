@@ -22,6 +22,8 @@ __all__ = [
     "AgentList",
     "AgentRow",
     "AlertList",
+    "BudgetList",
+    "BudgetRow",
     "CheckResponse",
     "ErrorBody",
     "Health",
@@ -247,3 +249,24 @@ def event_page_schema(event_ref: str) -> dict[str, Any]:
             },
         },
     }
+
+
+class BudgetRow(msgspec.Struct, kw_only=True):
+    """One budget key in its current period (see :class:`redline.control.budgets.BudgetState`)."""
+
+    name: str
+    scope: str
+    key: str
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float
+    remaining_usd: float
+    period_start: float
+    resets_at: float
+    action: str
+
+
+class BudgetList(msgspec.Struct, kw_only=True):
+    """Every budget key with spend or holds, read from the store's ledger (every monitor on it)."""
+
+    budgets: list[BudgetRow]

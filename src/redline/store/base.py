@@ -30,6 +30,8 @@ Describable       no      no     yes     yes
 SharedKillState   no      no     yes     yes
 FleetRollups      no      no     no      yes
 Leadership        no      no     no      yes
+MetricHistory     yes     yes    yes     yes
+BudgetLedgers     no      no     yes     yes
 ================  ======  =====  ======  ========
 
 The contract suite (``tests/contract``) runs every backend against the protocol and asserts this
@@ -386,6 +388,16 @@ class Leadership(Protocol):
         ...
 
 
+@runtime_checkable
+class BudgetLedgers(Protocol):
+    """A store whose database holds budget spend and reservations for every process on it
+    (:mod:`redline.control.budgets.ledger`); without it, budgets are per process."""
+
+    def budget_ledger(self) -> Any:
+        """The store's :class:`~redline.control.budgets.ledger.Ledger` (one per store, made on first use)."""
+        ...
+
+
 #: Every capability protocol by name, in the order of the module's matrix.
 CAPABILITIES: dict[str, type] = {
     "ForkAware": ForkAware,
@@ -398,6 +410,7 @@ CAPABILITIES: dict[str, type] = {
     "FleetRollups": FleetRollups,
     "Leadership": Leadership,
     "MetricHistory": MetricHistory,
+    "BudgetLedgers": BudgetLedgers,
 }
 
 

@@ -437,6 +437,17 @@ class SQLiteStore:
                 append_anchor(self.anchor_path, cp)
         return cp
 
+    # -- budgets --------------------------------------------------------------------------
+    def budget_ledger(self) -> Any:
+        """Budget spend and reservations in this file (its own connections, ``BEGIN IMMEDIATE``
+        per reservation), shared by every process that opens it."""
+        ledger = getattr(self, "_ledger", None)
+        if ledger is None:
+            from redline.control.budgets.sql import SQLiteLedger
+
+            ledger = self._ledger = SQLiteLedger(self.path, synchronous=self._synchronous)
+        return ledger
+
     # -- reading --------------------------------------------------------------------------
     def metric_history(
         self, agent: str | None, since: float, until: float, step: int

@@ -1,4 +1,5 @@
-"""``POST /v1/kill``, ``POST /v1/revive``, ``GET /v1/check`` and ``GET /v1/kills``.
+"""``POST /v1/kill``, ``POST /v1/revive``, ``GET /v1/check``, ``GET /v1/kills`` and
+``GET /v1/budgets``: what stops an agent.
 
 Kills and revives go through the monitor's operator calls, which return once the change is
 committed to the store (every monitor on it obeys), with the token's name as actor. ``check`` is
@@ -20,6 +21,8 @@ from redline.server.auth import Principal
 from redline.server.context import ServerContext
 from redline.server.errors import ApiError, json_response
 from redline.server.schemas import (
+    BudgetList,
+    BudgetRow,
     CheckResponse,
     KillAgent,
     KillList,
@@ -109,3 +112,9 @@ class KillHandlers:
     async def get_kills(self, request: Request, who: Principal | None) -> Response:
         """``GET /v1/kills``: every active kill."""
         return json_response(KillList(kills=self.ctx.monitor.kills()))
+
+    async def get_budgets(self, request: Request, who: Principal | None) -> Response:
+        """``GET /v1/budgets``: every budget key's spend and holds (read from the ledger)."""
+        states = await anyio.to_thread.run_sync(self.ctx.monitor.budgets)
+        rows = [BudgetRow(**s.to_dict()) for s in states]
+        return json_response(BudgetList(budgets=rows))

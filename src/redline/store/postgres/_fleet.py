@@ -8,6 +8,7 @@ from typing import Any, Final
 from redline.store._history import COLUMNS, HistoryPoint, cells_from_rows, points
 from redline.store.base import FleetRow, FleetSnapshot
 from redline.store.postgres._core import PgCore
+from redline.store.postgres.migrations import lock_key
 
 __all__ = ["ROLLUP_FIELDS", "Fleet"]
 
@@ -34,6 +35,19 @@ class Fleet(PgCore):
                 args,
             ).fetchall()
         return points(cells_from_rows(rows), since, until, step)
+
+    def budget_ledger(self) -> Any:
+        """Budget spend and reservations in this schema, through the store's pool (advisory
+        locks per budget key), shared by every process on the database."""
+        ledger = getattr(self, "_ledger", None)
+        if ledger is None:
+            from redline.control.budgets.sql import PostgresLedger
+
+            schema = self.schema
+            ledger = self._ledger = PostgresLedger(
+                self._reading, self._q, lambda purpose: lock_key(schema, purpose)
+            )
+        return ledger
 
     def fleet_snapshot(
         self, window_seconds: float = 300.0, now: float | None = None

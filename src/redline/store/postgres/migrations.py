@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import psycopg
 
+from redline.control.budgets.sql import POSTGRES_MIGRATION
 from redline.store.chain import GENESIS
 
 __all__ = [
@@ -151,6 +152,7 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "ADD COLUMN IF NOT EXISTS latency_hist jsonb NOT NULL DEFAULT '{}'::jsonb",
         ),
     ),
+    (4, "budget ledger (spend per period bucket, reservations in flight)", POSTGRES_MIGRATION),
 )
 #: The newest schema version this build knows.
 LATEST: Final = MIGRATIONS[-1][0]
