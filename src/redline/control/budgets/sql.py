@@ -38,7 +38,10 @@ CREATE INDEX IF NOT EXISTS ix_budget_holds_key ON budget_holds(budget, key, expi
 """
 
 
-#: The statements of PostgreSQL migration 4 (``{s}``: the quoted schema).
+#: The statements of PostgreSQL migration 4 (``{s}``: the quoted schema). A reservation and a
+#: commit are each one function call (one round trip, then COMMIT): the advisory locks, the
+#: reads and the writes run server-side. ``budget_reserve`` applies :func:`overruns` (the same
+#: rule, in SQL) and returns the first claim it would overrun, or no row when admitted.
 POSTGRES_MIGRATION: Final = (
     """CREATE TABLE IF NOT EXISTS {s}.budget_spend (
         budget text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL,
@@ -49,6 +52,59 @@ POSTGRES_MIGRATION: Final = (
         amount double precision NOT NULL, expires_at double precision NOT NULL,
         PRIMARY KEY (rid, budget, key))""",
     "CREATE INDEX IF NOT EXISTS ix_budget_holds_key ON {s}.budget_holds (budget, key, expires_at)",
+    """CREATE OR REPLACE FUNCTION {s}.budget_reserve(
+        p_rid text, p_budgets text[], p_keys text[], p_since double precision[],
+        p_limits double precision[], p_amount double precision, p_expires double precision,
+        p_now double precision, p_locks bigint[])
+    RETURNS TABLE (idx integer, spent double precision, reserved double precision)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        i integer;
+        v_spent double precision;
+        v_held double precision;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(l) FROM unnest(p_locks) AS l;
+        FOR i IN 1 .. coalesce(array_length(p_budgets, 1), 0) LOOP
+            SELECT coalesce(sum(b.spent), 0) INTO v_spent FROM {s}.budget_spend b
+             WHERE b.budget = p_budgets[i] AND b.key = p_keys[i] AND b.bucket >= p_since[i];
+            SELECT coalesce(sum(h.amount), 0) INTO v_held FROM {s}.budget_holds h
+             WHERE h.budget = p_budgets[i] AND h.key = p_keys[i] AND h.expires_at > p_now;
+            IF v_spent + v_held + p_amount > p_limits[i] + 1e-9
+               OR (p_amount <= 0 AND v_spent + v_held >= p_limits[i] - 1e-9) THEN
+                idx := i - 1; spent := v_spent; reserved := v_held;
+                RETURN NEXT;
+                RETURN;
+            END IF;
+        END LOOP;
+        DELETE FROM {s}.budget_holds h USING unnest(p_budgets, p_keys) AS u(b, k)
+         WHERE h.budget = u.b AND h.key = u.k AND h.expires_at <= p_now;
+        INSERT INTO {s}.budget_holds (rid, budget, key, amount, expires_at)
+        SELECT p_rid, u.b, u.k, p_amount, p_expires FROM unnest(p_budgets, p_keys) AS u(b, k);
+    END $$""",
+    """CREATE OR REPLACE FUNCTION {s}.budget_add(
+        p_rid text, p_budgets text[], p_keys text[], p_since double precision[],
+        p_buckets double precision[], p_costs double precision[], p_locks bigint[])
+    RETURNS SETOF double precision
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        i integer;
+        v_total double precision;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(l) FROM unnest(p_locks) AS l;
+        IF p_rid IS NOT NULL THEN
+            DELETE FROM {s}.budget_holds WHERE rid = p_rid;
+        END IF;
+        FOR i IN 1 .. coalesce(array_length(p_budgets, 1), 0) LOOP
+            INSERT INTO {s}.budget_spend AS b (budget, key, bucket, spent)
+            VALUES (p_budgets[i], p_keys[i], p_buckets[i], p_costs[i])
+            ON CONFLICT (budget, key, bucket) DO UPDATE SET spent = b.spent + excluded.spent;
+            DELETE FROM {s}.budget_spend
+             WHERE budget = p_budgets[i] AND key = p_keys[i] AND bucket < p_since[i];
+            SELECT coalesce(sum(b.spent), 0) INTO v_total FROM {s}.budget_spend b
+             WHERE b.budget = p_budgets[i] AND b.key = p_keys[i] AND b.bucket >= p_since[i];
+            RETURN NEXT v_total;
+        END LOOP;
+    END $$""",
 )
 
 
@@ -65,16 +121,13 @@ class _SQLLedger:
 
     def _usage(self, cur: Any, claim: Claim, now: float) -> Usage:
         p, t = self._p, self._t
-        spent = cur.execute(
-            f"SELECT coalesce(sum(spent), 0) FROM {t}budget_spend "
-            f"WHERE budget = {p} AND key = {p} AND bucket >= {p}",
-            (claim.budget, claim.key, claim.since),
-        ).fetchone()[0]
-        reserved = cur.execute(
-            f"SELECT coalesce(sum(amount), 0) FROM {t}budget_holds "
-            f"WHERE budget = {p} AND key = {p} AND expires_at > {p}",
-            (claim.budget, claim.key, now),
-        ).fetchone()[0]
+        spent, reserved = cur.execute(
+            f"SELECT (SELECT coalesce(sum(spent), 0) FROM {t}budget_spend "
+            f"WHERE budget = {p} AND key = {p} AND bucket >= {p}), "
+            f"(SELECT coalesce(sum(amount), 0) FROM {t}budget_holds "
+            f"WHERE budget = {p} AND key = {p} AND expires_at > {p})",
+            (claim.budget, claim.key, claim.since, claim.budget, claim.key, now),
+        ).fetchone()
         return Usage(float(spent), float(reserved))
 
     def reserve(
@@ -216,7 +269,11 @@ class _sqlite_tx(AbstractContextManager[sqlite3.Cursor]):
 
 
 class PostgresLedger(_SQLLedger):
-    """The ledger in the PostgreSQL schema of the store, through the store's pool."""
+    """The ledger in the PostgreSQL schema of the store, through the store's pool.
+
+    Reservations and commits call the migration's functions (one round trip each, plus the
+    COMMIT); reads are the shared statements.
+    """
 
     _p = "%s"
 
@@ -230,25 +287,70 @@ class PostgresLedger(_SQLLedger):
         self._t = schema_sql + "."
         self._lock_key = lock_key
 
+    def _locks(self, claims: Sequence[Claim]) -> list[int]:
+        # Sorted: two reservations naming the same keys lock them in one order (no deadlock).
+        return sorted({self._lock_key(f"budget:{c.budget}:{c.key}") for c in claims})
+
+    def reserve(
+        self, claims: Sequence[Claim], rid: str, amount: float, expires_at: float, now: float
+    ) -> Refusal | None:
+        if not claims:
+            return None
+        with self._tx(()) as cur:
+            row = cur.execute(
+                f"SELECT idx, spent, reserved FROM {self._t}budget_reserve"
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    rid,
+                    [c.budget for c in claims],
+                    [c.key for c in claims],
+                    [c.since for c in claims],
+                    [c.limit for c in claims],
+                    amount,
+                    expires_at,
+                    now,
+                    self._locks(claims),
+                ),
+            ).fetchone()
+        if row is None:
+            return None
+        return Refusal(claims[row[0]], Usage(float(row[1]), float(row[2])))
+
+    def commit(self, rid: str, claims: Sequence[Claim], cost: float) -> list[float]:
+        return self._add_all(rid, [(c, cost) for c in claims])
+
+    def add_spend(self, items: Sequence[tuple[Claim, float]]) -> list[float]:
+        return self._add_all(None, items) if items else []
+
+    def _add_all(self, rid: str | None, items: Sequence[tuple[Claim, float]]) -> list[float]:
+        claims = [c for c, _ in items]
+        with self._tx(()) as cur:
+            rows = cur.execute(
+                f"SELECT * FROM {self._t}budget_add(%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    rid,
+                    [c.budget for c in claims],
+                    [c.key for c in claims],
+                    [c.since for c in claims],
+                    [c.bucket for c in claims],
+                    [cost for _, cost in items],
+                    self._locks(claims),
+                ),
+            ).fetchall()
+        return [float(r[0]) for r in rows]
+
     def _tx(self, claims: Sequence[Claim], write: bool = True) -> AbstractContextManager[Any]:
-        return self._pg_tx(claims)
+        return self._pg_tx()
 
-    def _pg_tx(self, claims: Sequence[Claim]) -> AbstractContextManager[Any]:
-        @contextlib.contextmanager
-        def tx() -> Iterator[Any]:
-            import psycopg
+    @contextlib.contextmanager
+    def _pg_tx(self) -> Iterator[Any]:
+        import psycopg
 
-            try:
-                with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    for key in sorted(
-                        {self._lock_key(f"budget:{c.budget}:{c.key}") for c in claims}
-                    ):
-                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-                    yield cur
-            except psycopg.Error as exc:
-                raise StoreError(f"budget ledger: {exc}") from exc
-
-        return tx()
+        try:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except psycopg.Error as exc:
+            raise StoreError(f"budget ledger: {exc}") from exc
 
     def after_fork(self) -> None:
         return None  # the store renews its pool
