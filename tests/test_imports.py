@@ -224,6 +224,8 @@ PUBLIC = {
     "load_config",
     "parse_config",
     "start_span",
+    "Reservation",
+    "BudgetState",
 }
 
 

@@ -11,7 +11,8 @@ The public surface is exactly ``__all__`` (a test holds it to that):
 * the monitor: ``Monitor``, ``MonitorConfig``, ``load_config``, ``parse_config``, ``context``
 * events: ``AgentEvent``, ``EventType``, ``EVENT_TYPES``, ``CATEGORIES``, ``category_of``
 * what a monitor returns: ``MetricSnapshot``, ``METRIC_NAMES``, ``Alert``, ``Anomaly``,
-  ``AnomalyAlert``, ``Store``, ``EventQuery``, ``StoredEvent``, ``KillRecord``
+  ``AnomalyAlert``, ``Store``, ``EventQuery``, ``StoredEvent``, ``KillRecord``, ``Reservation``,
+  ``BudgetState``
 * tracing: ``CausalTraceId``, ``current_trace``, ``start_span``
 * errors: ``RedlineError`` and under it ``ConfigError``, ``InvalidEventError``, ``StoreError``,
   ``IntegrityError``, ``AgentStoppedError``, ``AgentKilledError``, ``BudgetExceededError``
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from redline._context import context
     from redline.alerts.manager import Alert
     from redline.config import MonitorConfig, load_config, parse_config
+    from redline.control.budgets.reservation import BudgetState, Reservation
     from redline.detect.anomaly import Anomaly, AnomalyAlert
     from redline.events import CATEGORIES, EVENT_TYPES, AgentEvent, EventType, category_of
     from redline.exceptions import (
@@ -67,6 +69,8 @@ _HOMES: dict[str, str] = {
     "MonitorConfig": "redline.config",
     "load_config": "redline.config",
     "parse_config": "redline.config",
+    "BudgetState": "redline.control.budgets.reservation",
+    "Reservation": "redline.control.budgets.reservation",
     "Anomaly": "redline.detect.anomaly",
     "AnomalyAlert": "redline.detect.anomaly",
     "CATEGORIES": "redline.events",
@@ -105,6 +109,7 @@ __all__ = [
     "Anomaly",
     "AnomalyAlert",
     "BudgetExceededError",
+    "BudgetState",
     "CausalTraceId",
     "ConfigError",
     "EventQuery",
@@ -116,6 +121,7 @@ __all__ = [
     "Monitor",
     "MonitorConfig",
     "RedlineError",
+    "Reservation",
     "Store",
     "StoreError",
     "StoredEvent",

@@ -23,9 +23,9 @@ __all__ = ["BudgetConfig", "BudgetState", "Budgets", "Reservation"]
 
 _HOME = {
     "BudgetConfig": "redline.control.budgets.config",
-    "BudgetState": "redline.control.budgets.manager",
+    "BudgetState": "redline.control.budgets.reservation",
     "Budgets": "redline.control.budgets.manager",
-    "Reservation": "redline.control.budgets.manager",
+    "Reservation": "redline.control.budgets.reservation",
 }
 
 
