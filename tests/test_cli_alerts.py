@@ -87,3 +87,59 @@ def test_alerts_table_on_a_store_without_alerts(tmp_path: Path) -> None:
     result = redline(tmp_path, "-c", str(config), "alerts")
     assert result.returncode == 0, result.stderr
     assert "No active alerts" in result.stdout
+
+
+def _grouped(tmp_path: Path) -> Path:
+    """300 send_email calls from `mailer` and 2 from `other`, each agent's one alert group."""
+    config = tmp_path / "monitor.yaml"
+    config.write_text(CONFIG.format(db=tmp_path / "events.db"), encoding="utf-8")
+    with Monitor(load_config(config)) as m:
+        now = time.time()
+        for agent, n in (("mailer", 300), ("other", 2)):
+            for _ in range(n):
+                m.record(
+                    AgentEvent(
+                        timestamp=now, agent=agent, event_type="tool_call", tool="send_email"
+                    )
+                )
+        m.run_duties()  # the groups' counts, stored
+    return config
+
+
+def test_alerts_shows_groups_with_their_counts(tmp_path: Path) -> None:
+    """One row per group, with the count of what it folded, in JSON and in the table."""
+    config = _grouped(tmp_path)
+    rows = json.loads(redline(tmp_path, "-c", str(config), "alerts", "--json").stdout)
+    counts = sorted((r["agent"], r["kind"], r["count"]) for r in rows)
+    # The stuck detector fires once (its own cooldown); the suspicious one on every call.
+    assert counts == [
+        ("mailer", "stuck", 1),
+        ("mailer", "suspicious", 300),
+        ("other", "suspicious", 2),
+    ]
+    table = redline(tmp_path, "-c", str(config), "alerts").stdout
+    assert "count" in table
+    assert " 300 " in table
+    limited = redline(tmp_path, "-c", str(config), "alerts", "--limit", "1").stdout
+    assert "2 more: raise --limit" in limited
+
+
+def test_ack_all_of_a_filter(tmp_path: Path) -> None:
+    """``ack --all --agent mailer`` acknowledges that agent's alerts and no one else's."""
+    config = _grouped(tmp_path)
+    result = redline(
+        tmp_path, "-c", str(config), "ack", "--all", "--agent", "mailer", "--by", "bob"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Acknowledged 2 alert(s) by bob" in result.stdout
+    rows = json.loads(redline(tmp_path, "-c", str(config), "alerts", "--json").stdout)
+    assert sorted((r["agent"], r["state"]) for r in rows) == [
+        ("mailer", "acknowledged"),
+        ("mailer", "acknowledged"),
+        ("other", "firing"),
+    ]
+    everything = redline(tmp_path, "-c", str(config), "ack", "--all", "--json")
+    assert [r["agent"] for r in json.loads(everything.stdout)] == ["other"]
+    both = redline(tmp_path, "-c", str(config), "ack", "al-1", "--all")
+    assert both.returncode != 0
+    assert "alert id, or --all" in both.stderr

@@ -318,17 +318,17 @@ def test_soc2_counts_events_by_type_agent_category_and_outcome(
     fleet(monitor, clock)
     totals = soc2(monitor)["totals"]
     assert totals["by_type"] == {
-        "alert": 2,
+        "alert": 3,  # the kill's, the revive notice, the kill's resolution
         "denial": 2,
         "kill": 1,
         "llm_call": 5,
         "revive": 1,
         "tool_call": 10,
     }
-    assert totals["by_agent"] == {"sales": 16, "support": 5}
-    assert totals["by_category"] == {"action": 10, "performance": 5, "security": 6}
-    assert totals["by_outcome"] == {"ok": 10, "error": 0, "denied": 2, "none": 9}
-    assert totals["events"] == 21
+    assert totals["by_agent"] == {"sales": 17, "support": 5}
+    assert totals["by_category"] == {"action": 10, "performance": 5, "security": 7}
+    assert totals["by_outcome"] == {"ok": 10, "error": 0, "denied": 2, "none": 10}
+    assert totals["events"] == 22
     assert totals["cost_usd"] == pytest.approx(0.05)
 
 
@@ -404,7 +404,7 @@ def test_soc2_carries_verification_and_a_checkpoint_that_verifies_offline(
     doc = soc2(monitor)
     integrity = doc["integrity"]
     assert integrity["verification"]["ok"] is True
-    assert integrity["verification"]["checked"] == 21
+    assert integrity["verification"]["checked"] == 22
     cp_fields = integrity["checkpoint"]
     cp = Checkpoint(**{k: cp_fields[k] for k in Checkpoint.__struct_fields__})
     assert cp.valid_signature()
@@ -430,7 +430,7 @@ def test_soc2_manifest_sha256_covers_the_report(monitor: Monitor, clock: ManualC
     fleet(monitor, clock)
     body, manifest = content_and_manifest(monitor.export("soc2").encode())
     assert manifest["sha256"] == sha256(body)
-    assert manifest["count"] == 21
+    assert manifest["count"] == 22
 
 
 def test_soc2_period_filter_narrows_every_section(monitor: Monitor, clock: ManualClock) -> None:

@@ -271,3 +271,28 @@ def test_a_thousand_agents_stay_responsive(page: Any, served: tuple[str, Monitor
     page.wait_for_function(
         "() => document.querySelector('#pager-info').textContent.startsWith('451–500')"
     )
+
+
+def test_alerts_panel_shows_groups_and_acks_them_all(
+    page: Any, served: tuple[str, Monitor]
+) -> None:
+    """300 send_email calls are one alert with ×300, not 300 entries; Ack all clears the panel."""
+    url, monitor = served
+    now = time.time()
+    for agent, n in (("mailer", 300), ("other", 3)):
+        for _ in range(n):
+            monitor.record(
+                AgentEvent(timestamp=now, agent=agent, event_type="tool_call", tool="send_email")
+            )
+    monitor.run_duties()  # the groups' counts, stored
+    monitor.flush()
+    sign_in(page, url, ADMIN)
+    page.wait_for_selector("#alerts-list .alert-count")
+    titles = page.locator("#alerts-list .alert").all_inner_texts()
+    assert len(titles) == 3, titles  # mailer's suspicious and stuck groups, other's suspicious
+    assert any("×300" in t for t in titles)
+    assert any("×3" in t and "other" in t for t in titles)
+    page.click("#alerts-ack-all")
+    page.wait_for_selector("#alerts-empty:not([hidden])", timeout=5000)
+    assert all(a.state == "acknowledged" for a in monitor.active_alerts())
+    assert page.problems == []  # type: ignore[attr-defined]

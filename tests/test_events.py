@@ -242,6 +242,15 @@ def test_row_bad_tokens_are_dropped(monitor: Monitor, field: str, bad: Any) -> N
     assert monitor.stats()["repaired_by_reason"] == {f"{field}_invalid": 1}
 
 
+@pytest.mark.parametrize("bad", [{}, "yes", 1, [True]])
+def test_a_cost_estimated_that_is_not_a_bool_is_cleared(monitor: Monitor, bad: Any) -> None:
+    """``cost_estimated`` is true, false or unset: anything else (from an untrusted client)
+    is cleared and counted, so the stored event can always be read back."""
+    monitor.record(ev(cost_estimated=bad))
+    assert only_event(monitor).cost_estimated is None
+    assert monitor.stats()["repaired_by_reason"] == {"cost_estimated_invalid": 1}
+
+
 def test_integral_float_tokens_are_converted(monitor: Monitor) -> None:
     """``tokens_in=10.0`` is stored as the integer 10 and counted in the token metrics."""
     monitor.record(ev(tokens_in=10.0, tokens_out="3"))

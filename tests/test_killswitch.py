@@ -190,14 +190,20 @@ def test_session_kill_events_carry_the_session(monitor: Monitor) -> None:
 
 
 def test_kills_raise_alerts(clock: ManualClock) -> None:
-    """Every kill and revive is also an alert (hooks and channels hear of it)."""
+    """Every kill and revive is also an alert (hooks and channels hear of it); the revive is a
+    notice (never firing) and resolves the kill's alert."""
     m = Monitor(clock=clock)
     alerts: list[Any] = []
     m.on_alert(alerts.append)
     m.kill_agent("a", reason="why")
     m.revive(agent="a")
     m.close()
-    assert [(a.kind, a.severity) for a in alerts] == [("kill", "critical"), ("revive", "info")]
+    assert [(a.kind, a.severity, a.state) for a in alerts] == [
+        ("kill", "critical", "firing"),
+        ("revive", "info", "resolved"),
+        ("kill", "critical", "resolved"),
+    ]
+    assert alerts[0].id == alerts[2].id
 
 
 def test_kill_counts_in_stats(monitor: Monitor) -> None:

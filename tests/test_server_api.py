@@ -131,8 +131,16 @@ def test_results_report_only_repaired_and_rejected(srv: Harness) -> None:
 @pytest.mark.parametrize("etype", ["kill", "revive", "alert", "anomaly", "KILL"])
 def test_ingest_cannot_forge_governance_records(srv: Harness, etype: str) -> None:
     """An ingest token cannot write a kill, revive, alert (ack) or anomaly: refused and counted."""
-    forged = ev(event_type=etype, data={"scope": "agent", "target": "sales", "actor": "alice",
-                                        "state": "acknowledged", "alert_id": "x"})
+    forged = ev(
+        event_type=etype,
+        data={
+            "scope": "agent",
+            "target": "sales",
+            "actor": "alice",
+            "state": "acknowledged",
+            "alert_id": "x",
+        },
+    )
     r = srv.client(INGEST).post("/v1/events", json=[forged, ev()])
     body = r.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
@@ -488,8 +496,10 @@ def test_check_needs_agent(srv: Harness) -> None:
 def test_admin_actions_are_audited_with_token_name(srv: Harness, admin: httpx.Client) -> None:
     """kill, revive, ack, export and verify are stored as events naming the token."""
     admin.post("/v1/kill", json={"scope": "agent", "target": "a", "reason": "r"})
-    admin.post("/v1/revive", json={"scope": "agent", "target": "a"})
-    alert_id = admin.get("/v1/alerts").json()["alerts"][0]["id"]
+    admin.post("/v1/revive", json={"scope": "agent", "target": "a"})  # resolves a's alert
+    admin.post("/v1/kill", json={"scope": "agent", "target": "b", "reason": "r"})
+    alerts = admin.get("/v1/alerts").json()["alerts"]
+    alert_id = next(a["id"] for a in alerts if a["state"] == "firing")
     admin.post(f"/v1/alerts/{alert_id}/ack", json={"note": "on it"})
     admin.get("/v1/export?format=jsonl").read()
     admin.get("/v1/verify")
@@ -568,6 +578,32 @@ def test_alert_list_limit_counts_alerts_not_state_changes(
     assert admin.post(f"/v1/alerts/{newest[-1]['id']}/ack").status_code == 200  # a's alert
     alerts = admin.get("/v1/alerts?limit=2").json()["alerts"]
     assert [(a["agent"], a["state"]) for a in alerts] == [("a", "acknowledged"), ("c", "firing")]
+
+    assert admin.get("/v1/alerts?limit=2").json()["truncated"] is True
+    assert admin.get("/v1/alerts?limit=3").json()["truncated"] is False
+
+
+def test_acknowledge_all_of_a_filter(srv: Harness, admin: httpx.Client) -> None:
+    """``POST /v1/alerts/ack`` acknowledges every firing alert the filter selects, audited once."""
+    for name in ("a", "b", "c"):
+        admin.post("/v1/kill", json={"scope": "agent", "target": name, "reason": name})
+    r = admin.post("/v1/alerts/ack", json={"agent": "b", "note": "b is known"})
+    assert r.status_code == 200, r.text
+    assert [a["agent"] for a in r.json()["alerts"]] == ["b"]
+    states = {a["agent"]: a["state"] for a in admin.get("/v1/alerts").json()["alerts"]}
+    assert states == {"a": "firing", "b": "acknowledged", "c": "firing"}
+    rest = admin.post("/v1/alerts/ack", json={"kind": "kill"}).json()["alerts"]
+    assert sorted(a["agent"] for a in rest) == ["a", "c"]
+    assert admin.post("/v1/alerts/ack").json()["alerts"] == []  # nothing firing is left
+    audits = [
+        e["data"] for e in srv.stored(event_type="security") if e["data"]["action"] == "alert_ack"
+    ]
+    by_agent = {a["filter"]["agent"]: a for a in audits if a["filter"]["agent"]}
+    assert sorted(len(a["alert_ids"]) for a in audits) == [0, 1, 2]
+    assert by_agent["b"]["note"] == "b is known"
+    assert len(by_agent["b"]["alert_ids"]) == 1
+    assert srv.client(READ).post("/v1/alerts/ack").status_code == 403
+    assert admin.post("/v1/alerts/ack", json={"colour": "red"}).status_code == 400
 
 
 # -- the stream -----------------------------------------------------------------------------------
@@ -933,8 +969,9 @@ def test_client_disconnects_mid_body_log_no_traceback(
     for _ in range(20):
         with socket.create_connection((where.hostname, where.port)) as sock:
             sock.sendall(
-                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + INGEST.encode()
-                + b"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[{\"agent\""
+                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + INGEST.encode()
+                + b'\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[{"agent"'
             )
     # One ordinary request after: the server is well, and has handled the hang-ups by now.
     assert srv.client(INGEST).post("/v1/events", json=[ev()]).status_code == 200

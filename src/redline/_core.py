@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from redline import _lifecycle, shutdown
+from redline.alerts.groups import AlertGroups
 from redline.alerts.manager import Alert, AlertManager
 from redline.alerts.rules import COUNTER_PREFIX, AlertRule
 from redline.bus import EventBus
@@ -218,6 +219,9 @@ class MonitorCore:
             for r in al.rules
         ]
         self._budgets = open_budgets(cast("Monitor", self))
+        self._groups = AlertGroups(
+            repeat_seconds=al.group_repeat_seconds, quiet_seconds=al.group_quiet_seconds
+        )
         self._alert_interval = al.evaluation_interval_seconds
         self._next_alert_eval = 0.0
         self._ack_cursor: float | None = None
@@ -264,6 +268,7 @@ class MonitorCore:
         self._no_wait = threading.local()
         self._kills.after_fork()
         self.bus.after_fork()
+        self._groups.after_fork()
         if self._fork_aware_store:
             cast(ForkAware, self.store).after_fork()
         self._writer.after_fork()
@@ -309,6 +314,9 @@ class MonitorCore:
             fingerprint=f"{kind}:{rule or ''}:{agent}",
             details=details or {},
         )
+        alert, tell = self._groups.join(alert, alert.timestamp)
+        if not tell:
+            return alert  # a repeat of an open group: counted, stored by the duties
         self._record_internal(
             AgentEvent(
                 timestamp=alert.timestamp,
@@ -323,6 +331,11 @@ class MonitorCore:
         return alert
 
     def _publish_alert(self, alert: Alert, channels: list[str] | None = None) -> None:
+        self._store_alert(alert)
+        self.alerts.notify(alert, channels=channels)
+
+    def _store_alert(self, alert: Alert) -> None:
+        """Record an alert's current state (an ``alert`` event) without notifying anyone."""
         self._record_internal(
             AgentEvent(
                 timestamp=alert.timestamp,
@@ -333,7 +346,6 @@ class MonitorCore:
                 data=alert.to_dict(),
             )
         )
-        self.alerts.notify(alert, channels=channels)
 
     def _scrub_fields(self, ev: AgentEvent) -> AgentEvent:
         """``ev`` with ``tool``, ``status`` and ``tags`` scrubbed: they reach labels and webhooks."""

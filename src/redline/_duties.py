@@ -9,6 +9,7 @@ import msgspec
 
 from redline._core import _EMPTY, _OPERATORS
 from redline._reads import Reads
+from redline.alerts.history import latest_alerts
 from redline.alerts.manager import Alert
 from redline.detect.anomaly import Anomaly
 from redline.metrics.windows import Totals
@@ -36,6 +37,7 @@ class Duties(Reads):
             self._next_alert_eval = now + self._alert_interval
             if self._alert_rules:
                 self.evaluate_alerts()
+            if self._alert_rules or self._groups.active():
                 self._poll_acks()
             if self._fleet_policies:
                 self.evaluate_fleet_policies()
@@ -51,6 +53,10 @@ class Duties(Reads):
                     self.reset_metrics(rec.target)
         for rec in self._kills.expire():
             self._revive(rec.scope, rec.target, "ttl", expired=True, record=rec)
+        for alert in self._groups.quiet(now):
+            self._publish_alert(alert)  # nothing repeated it for quiet_seconds: resolved
+        for alert in self._groups.updated():
+            self._store_alert(alert)  # repeats since the last tick: the count, stored
         if self._budgets is not None:
             self._budgets.tick()
 
@@ -144,18 +150,20 @@ class Duties(Reads):
         return fired
 
     def active_alerts(self) -> list[Alert]:
-        """Rule alerts that are firing or acknowledged, newest first."""
+        """Alerts that are firing or acknowledged (rule alerts and open groups), newest first."""
         with self._lock:
             alerts = [a for rule in self._alert_rules for a in rule.active()]
+        alerts.extend(self._groups.active())
         return sorted(alerts, key=lambda a: a.timestamp, reverse=True)
 
-    def ack_alert(self, alert_id: str, by: str) -> Alert | None:
+    def ack_alert(self, alert_id: str, by: str, *, known: Alert | None = None) -> Alert | None:
         """Acknowledge an alert (seed 001's ``acknowledge``): recorded, and sent to channels.
 
         Works on this monitor's live rule alerts, and on any alert found in the store (so the
         CLI and the server can acknowledge what a running agent raised; that monitor adopts the
         acknowledgement at its next evaluation). Returns the acknowledged alert, or None when
         there is no such open alert. Acknowledging an acknowledged alert returns it unchanged.
+        ``known`` is the alert's stored state when the caller already read it.
         """
         now = self._now()
         with self._lock:
@@ -164,13 +172,18 @@ class Duties(Reads):
                 None,
             )
         if acked is None:
+            grouped = next((a for a in self._groups.active() if a.id == alert_id), None)
+            if grouped is not None and grouped.state == "acknowledged":
+                return grouped
+            acked = self._groups.acknowledge(alert_id, by, now)
+        if acked is None:
             already = next(
                 (a for a in self.active_alerts() if a.id == alert_id and a.state != "firing"),
                 None,
             )
             if already is not None:  # idempotent: acknowledging twice changes nothing
                 return already
-            stored = self._last_alert_state(alert_id)
+            stored = known if known is not None else self._last_alert_state(alert_id)
             if stored is None or stored.state == "resolved":
                 return None
             if stored.state == "acknowledged":
@@ -182,6 +195,45 @@ class Duties(Reads):
                 details={**stored.details, "acknowledged_by": by, "acknowledged_at": now},
             )
         self._publish_alert(acked)
+        return acked
+
+    def ack_alerts(
+        self,
+        by: str,
+        *,
+        agent: str | None = None,
+        kind: str | None = None,
+        rule: str | None = None,
+        severity: str | None = None,
+    ) -> list[Alert]:
+        """Acknowledge every firing alert that matches the filter (all of them without one).
+
+        Reads the firing alerts from the store (every process's, as ``redline alerts`` lists
+        them) and this monitor's live ones, then acknowledges each as :meth:`ack_alert` does.
+        Returns the alerts acknowledged, newest first.
+        """
+
+        def wanted(a: Alert) -> bool:
+            return (
+                (agent is None or a.agent == agent)
+                and (kind is None or a.kind == kind)
+                and (rule is None or a.rule == rule)
+                and (severity is None or a.severity == severity)
+            )
+
+        self.flush()
+        stored = latest_alerts(
+            self.store.query(EventQuery(event_type="alert", agent=agent, order="desc"))
+        )
+        firing = {a.id: a for a in stored if a.state == "firing" and wanted(a)}
+        for live in self.active_alerts():
+            if live.state == "firing" and wanted(live):
+                firing.setdefault(live.id, live)
+        acked = [
+            done
+            for alert in sorted(firing.values(), key=lambda a: a.timestamp, reverse=True)
+            if (done := self.ack_alert(alert.id, by, known=alert)) is not None
+        ]
         return acked
 
     def _last_alert_state(self, alert_id: str) -> Alert | None:
@@ -214,3 +266,4 @@ class Duties(Reads):
                 with self._lock:
                     for rule in self._alert_rules:
                         rule.acknowledge(str(data["id"]), by, now)
+                self._groups.acknowledge(str(data["id"]), by, now)

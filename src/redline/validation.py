@@ -181,6 +181,7 @@ class EventValidator:
                 and (lat is None or (type(lat) is float and 0.0 <= lat < _MAX_NUMBER))
                 and type(data) is dict
                 and type(raw.tags) is list
+                and (raw.cost_estimated is None or type(raw.cost_estimated) is bool)
                 and _texts_ok(raw)
             ):
                 if data and not self._small_flat(data):
@@ -375,6 +376,14 @@ class EventValidator:
             else:
                 changes["tags"] = [str(tags)]
             self._repair("tags_type", "tags was not a list of strings")
+
+        estimated: Any = event.cost_estimated
+        if estimated is not None and type(estimated) is not bool:
+            notes["cost_estimated"] = repr(estimated)[:100]
+            changes["cost_estimated"] = None
+            self._repair(
+                "cost_estimated_invalid", "cost_estimated was not true or false; field cleared"
+            )
 
         data: Any = event.data
         if not isinstance(data, dict):

@@ -52,6 +52,11 @@ class Alert(msgspec.Struct, kw_only=True):
     fingerprint: str = ""
     state: str = "firing"
     details: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: How many times the alert's cause happened while its group was open (see
+    #: :mod:`redline.alerts.groups`), and when it was first and last seen.
+    count: int = 1
+    first_seen: float | None = None
+    last_seen: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict for JSON channels and the ``alert`` event."""

@@ -43,7 +43,7 @@ def _fold(store: Any, since: float | None) -> list[dict[str, Any]]:
         if not isinstance(alert_id, str):
             continue
         first = latest.get(alert_id, {}).get("first_seen", stored.event.timestamp)
-        data["first_seen"] = first
+        data["first_seen"] = data.get("first_seen") or first  # a group's own, else its first event
         data["updated"] = stored.event.timestamp
         latest[alert_id] = data
     return sorted(latest.values(), key=lambda a: a["updated"], reverse=True)
@@ -74,14 +74,15 @@ def alerts(
         "active": {"firing", "acknowledged"},
         "all": {"firing", "acknowledged", "resolved"},
     }.get(state_filter, {state_filter})
-    rows = [a for a in folded if a.get("state") in wanted][:limit]
+    matching = [a for a in folded if a.get("state") in wanted]
+    rows = matching[:limit]
     if state.wants_json(as_json):
         emit_json(rows)
         return
     if not rows:
         out_console().print(text(f"No {state_filter} alerts."))
         return
-    table = Table("id", "state", "severity", "agent", "title", "raised", "updated", "by")
+    table = Table("id", "state", "severity", "agent", "title", "count", "raised", "updated", "by")
     for a in rows:
         details = a.get("details") or {}
         table.add_row(
@@ -90,24 +91,56 @@ def alerts(
             text(str(a.get("severity")), _COLOURS.get(str(a.get("severity")), "")),
             str(a.get("agent")),
             str(a.get("title")),
+            str(a.get("count", 1)),
             ago(a.get("first_seen")),
             ago(a.get("updated")),
             str(details.get("acknowledged_by", "")),
         )
     out_console().print(table)
+    if len(matching) > len(rows):
+        out_console().print(text(f"{len(matching) - len(rows)} more: raise --limit to see them"))
 
 
 def ack(
     ctx: typer.Context,
-    alert_id: Annotated[str, typer.Argument(help="The alert id (see `redline alerts`).")],
+    alert_id: Annotated[
+        str | None, typer.Argument(help="The alert id (see `redline alerts`); or use --all.")
+    ] = None,
+    all_of: Annotated[
+        bool,
+        typer.Option("--all", help="Acknowledge every firing alert that matches the filters."),
+    ] = False,
+    agent: Annotated[str | None, typer.Option("--agent", help="With --all: this agent's.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="With --all: anomaly, kill, budget, rule ...")
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="With --all: this rule or detector's.")
+    ] = None,
+    severity: Annotated[
+        str | None, typer.Option("--severity", help="With --all: this severity's.")
+    ] = None,
     by: Annotated[
         str | None, typer.Option("--by", help="Who acknowledges (default: cli:$USER).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Acknowledge a firing alert: recorded, sent to the channels, adopted by its monitor."""
+    """Acknowledge a firing alert, or all of a filter: recorded, sent, adopted by its monitor."""
     state = State.of(ctx)
     who = by or default_actor()
+    filters = {"agent": agent, "kind": kind, "rule": rule, "severity": severity}
+    if (alert_id is None) == (not all_of):
+        raise CliError("give an alert id, or --all (with --agent/--kind/--rule/--severity)")
+    if alert_id is not None and any(v is not None for v in filters.values()):
+        raise CliError("--agent, --kind, --rule and --severity filter --all, not one alert id")
+    if alert_id is None:
+        with writing_monitor(state) as monitor:
+            done = monitor.ack_alerts(who, **filters)
+        if state.wants_json(as_json):
+            emit_json([a.to_dict() for a in done])
+            return
+        out_console().print(text(f"Acknowledged {len(done)} alert(s) by {who}"))
+        return
     with writing_monitor(state) as monitor:
         acked = monitor.ack_alert(alert_id, by=who)
     if acked is None:

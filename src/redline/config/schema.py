@@ -364,6 +364,10 @@ class AlertConfig(_Base):
     backoff_cap_seconds: float = 30.0
     breaker_threshold: int = 5
     breaker_reset_seconds: float = 30.0
+    #: Alert groups (:mod:`redline.alerts.groups`): an open group notifies again after this
+    #: long (Alertmanager's repeat_interval), and resolves after this long without a repeat.
+    group_repeat_seconds: float = 3600.0
+    group_quiet_seconds: float = 300.0
 
 
 class RedactionConfig(_Base):

@@ -199,6 +199,8 @@ class KillSwitches(MonitorCore):
             agent=who,
             details={"scope": scope, "target": target},
         )
+        for alert in self._groups.resolve_kill(target, self._now()):
+            self._publish_alert(alert)  # the kill's own alert is no longer firing
         return True
 
     def kill_for(self, agent: str, session_id: str | None = None) -> KillRecord | None:

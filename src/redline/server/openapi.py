@@ -34,6 +34,7 @@ _STRUCTS: Final = (
     schemas.ErrorBody,
     schemas.IngestResponse,
     schemas.AckRequest,
+    schemas.AckFilter,
     schemas.KillResponse,
     schemas.ReviveResponse,
     schemas.KillList,
@@ -183,7 +184,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             doc["requestBody"] = {"required": True, "content": _RAW["otlp"]}
         else:
             doc["requestBody"] = {
-                "required": op.body != "AckRequest" and op.body is not schemas.AckRequest,
+                "required": op.body not in ("AckRequest", schemas.AckRequest, schemas.AckFilter),
                 "content": {"application/json": {"schema": _schema(op.body)}},
             }
     responses: dict[str, Any] = {}

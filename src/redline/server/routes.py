@@ -21,6 +21,7 @@ from redline.server.handlers.dashboard import ASSET_NAMES
 from redline.server.operation import Operation, Param
 from redline.server.params import TIME_DESCRIPTION, TIME_SCHEMA, str_param
 from redline.server.schemas import (
+    AckFilter,
     AckRequest,
     AgentList,
     AlertList,
@@ -265,6 +266,20 @@ def operations(ctx: ServerContext, h: Handlers) -> list[Operation]:
             ),
             description="Read from the store, so every process's alerts on a shared store are "
             "listed: each alert once, in its newest state (from its stored `alert` events).",
+            tags=("alerts",),
+        ),
+        Operation(
+            "POST",
+            "/v1/alerts/ack",
+            "ackAlerts",
+            "Acknowledge every firing alert of a filter",
+            h.alerts.ack_alerts,
+            "admin",
+            {200: ("The alerts acknowledged.", AlertList), **body_errors},
+            body=AckFilter,
+            description="Acknowledges each firing alert that matches the filter (agent, kind, "
+            "rule, severity; an empty body means all), as `POST /v1/alerts/{id}/ack` does each, "
+            "with one `security` event (action `alert_ack`) listing the ids.",
             tags=("alerts",),
         ),
         Operation(

@@ -18,6 +18,7 @@ from redline.store.base import KillRecord
 from redline.store.chain import VerifyReport
 
 __all__ = [
+    "AckFilter",
     "AckRequest",
     "AgentList",
     "AgentRow",
@@ -134,6 +135,16 @@ class AckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     note: Text = ""
 
 
+class AckFilter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which firing alerts to acknowledge (every one without a filter), and a note."""
+
+    agent: Name | None = None
+    kind: Name | None = None
+    rule: Name | None = None
+    severity: Name | None = None
+    note: Text = ""
+
+
 class KillResponse(msgspec.Struct, kw_only=True):
     """The kill now in force."""
 
@@ -195,9 +206,14 @@ class AgentList(msgspec.Struct, kw_only=True):
 
 
 class AlertList(msgspec.Struct, kw_only=True):
-    """Alerts from the store, each in its newest state, newest first."""
+    """Alerts from the store, each in its newest state, newest first.
+
+    ``truncated`` says that more alerts matched than ``limit`` allowed: the list is never cut
+    short silently.
+    """
 
     alerts: list[Alert]
+    truncated: bool = False
 
 
 class MetricHistory(msgspec.Struct, kw_only=True):

@@ -124,3 +124,13 @@ export async function ackAlert(id) {
     invalidate("alerts", "kpi");
   } catch (err) { toast(`Acknowledge failed: ${err.message}`, true); }
 }
+
+export async function ackAllAlerts() {
+  try {
+    const body = await api("/v1/alerts/ack", { method: "POST", body: {} });
+    const done = new Set(body.alerts.map((a) => a.id));
+    S.alerts = S.alerts.filter((a) => !done.has(a.id));
+    invalidate("alerts", "kpi");
+    toast(`Acknowledged ${done.size} alert${done.size === 1 ? "" : "s"}`);
+  } catch (err) { toast(`Acknowledge failed: ${err.message}`, true); }
+}

@@ -15,7 +15,7 @@
 import { ApiError, api } from "./api.js";
 import { every, loadAgents, loadAlerts, loadFleet, loadStats } from "./data.js";
 import { stream } from "./live.js";
-import { toggleGlobal } from "./actions.js";
+import { ackAllAlerts, toggleGlobal } from "./actions.js";
 import "./render.js";
 import { hooks, invalidate, POLL_MS, S, SLOW_POLL_MS, TOKEN_KEY } from "./state.js";
 import { $, el } from "./util.js";
@@ -80,6 +80,7 @@ function wire() {
   });
   $("signout").addEventListener("click", () => signOut());
   $("global-kill").addEventListener("click", toggleGlobal);
+  $("alerts-ack-all").addEventListener("click", ackAllAlerts);
   $("fleet-filter").addEventListener("input", (event) => {
     S.filter = event.target.value;
     S.page = 0;

@@ -62,8 +62,9 @@ export async function loadFleet() {
 }
 
 export async function loadAlerts() {
-  const body = await api("/v1/alerts?state=firing&limit=100");
+  const body = await api("/v1/alerts?state=firing&limit=1000");
   S.alerts = body.alerts;
+  S.alertsTruncated = Boolean(body.truncated);
   invalidate("alerts", "kpi");
 }
 

@@ -155,18 +155,22 @@ export function renderBanner() {
 export function renderAlerts() {
   const admin = S.me && S.me.role === "admin";
   const list = $("alerts-list");
-  list.replaceChildren(...S.alerts.slice(0, 50).map((a) =>
+  // Each entry is an alert group: one cause (rule, agent, action) with its count and last seen.
+  list.replaceChildren(...S.alerts.map((a) =>
     el("li", { class: "alert", dataset: { id: a.id } },
       el("span", { class: `alert-bar ${a.severity}` }),
       el("div", { class: "alert-body" },
-        el("div", { class: "alert-title", title: a.message, text: a.title }),
-        el("div", { class: "alert-meta", text: `${a.severity} · ${a.agent} · ${ago(a.timestamp)}${a.message ? ` · ${a.message}` : ""}` }),
+        el("div", { class: "alert-title", title: a.message, text: a.title },
+          (a.count || 1) > 1 ? el("span", { class: "badge alert-count", text: `×${a.count}` }) : null),
+        el("div", { class: "alert-meta", text: `${a.severity} · ${a.agent} · last ${ago(a.last_seen || a.timestamp)}${a.message ? ` · ${a.message}` : ""}` }),
       ),
       admin ? el("button", { class: "btn btn-ghost btn-sm ack", type: "button", onclick: () => ackAlert(a.id) }, "Ack") : null,
     )));
   $("alerts-empty").hidden = S.alerts.length > 0;
+  const ackAll = $("alerts-ack-all");
+  if (ackAll) ackAll.hidden = !admin || S.alerts.length < 2;
   const count = $("alerts-count");
-  count.textContent = String(S.alerts.length);
+  count.textContent = S.alertsTruncated ? `${S.alerts.length}+` : String(S.alerts.length);
   count.classList.toggle("hot", S.alerts.length > 0);
 }
 

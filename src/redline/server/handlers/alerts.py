@@ -9,57 +9,23 @@ records the new state, tells the channels, and is adopted by the monitor that ra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Final
 
 import anyio
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from redline.alerts.manager import Alert
+from redline.alerts.history import latest_alerts
 from redline.server import params
 from redline.server.auth import Principal
 from redline.server.context import ServerContext
 from redline.server.errors import ApiError, json_response
-from redline.server.schemas import AckRequest, AlertList
-from redline.store.base import EventQuery, StoredEvent
+from redline.server.schemas import AckFilter, AckRequest, AlertList
+from redline.store.base import EventQuery
 
 __all__ = ["ALERT_STATES", "AlertHandlers", "latest_alerts"]
 
 ALERT_STATES: Final = ("firing", "acknowledged", "resolved")
-
-
-def latest_alerts(
-    newest_first: Iterable[StoredEvent],
-    *,
-    state: str | None = None,
-    agent: str | None = None,
-    limit: int | None = None,
-) -> list[Alert]:
-    """The newest state of each alert, from ``alert`` events read newest first.
-
-    The first event seen for an id is its current state; later (older) ones are its history and
-    are skipped. Events whose data is not an alert (no id, wrong shape) are skipped too. Stops
-    reading as soon as ``limit`` alerts match, so a long history costs only what is shown.
-    """
-    out: list[Alert] = []
-    seen: set[str] = set()
-    for stored in newest_first:
-        data = stored.event.data
-        alert_id = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(alert_id, str) or alert_id in seen:
-            continue
-        seen.add(alert_id)
-        try:
-            alert = msgspec.convert(data, Alert)
-        except msgspec.ValidationError:
-            continue
-        if (state is None or alert.state == state) and (agent is None or alert.agent == agent):
-            out.append(alert)
-            if limit is not None and len(out) >= limit:
-                break
-    return out
 
 
 class AlertHandlers:
@@ -82,7 +48,8 @@ class AlertHandlers:
             monitor.flush()  # this process's newest alert events are in the store first
             # An alert's events all carry its agent, so the agent filter can go to the store.
             stored = monitor.store.query(EventQuery(event_type="alert", agent=agent, order="desc"))
-            return AlertList(alerts=latest_alerts(stored, state=state, agent=agent, limit=limit))
+            found = latest_alerts(stored, state=state, agent=agent, limit=limit + 1)
+            return AlertList(alerts=found[:limit], truncated=len(found) > limit)
 
         return json_response(await anyio.to_thread.run_sync(run))
 
@@ -108,3 +75,27 @@ class AlertHandlers:
         if acked is None:
             raise ApiError(404, "not_found", f"no firing alert {alert_id!r}")
         return json_response(acked)
+
+    async def ack_alerts(self, request: Request, who: Principal | None) -> Response:
+        """``POST /v1/alerts/ack``: acknowledge every firing alert of a filter (audited once).
+
+        The filter (agent, kind, rule, severity; all optional) selects from every process's
+        firing alerts in the store, as ``GET /v1/alerts?state=firing`` lists them.
+        """
+        assert who is not None
+        ctx = self.ctx
+        body = await ctx.body.json(request, AckFilter, empty_ok=True)
+        filters = {"agent": body.agent, "kind": body.kind, "rule": body.rule}
+
+        def acknowledge() -> AlertList:
+            done = ctx.monitor.ack_alerts(who.name, **filters, severity=body.severity)
+            ctx.audit(
+                "alert_ack",
+                who,
+                alert_ids=[a.id for a in done],
+                filter={**filters, "severity": body.severity},
+                note=body.note,
+            )
+            return AlertList(alerts=done)
+
+        return json_response(await anyio.to_thread.run_sync(acknowledge))
