@@ -427,3 +427,74 @@ def test_serve_command_serves(tmp_path: Path) -> None:
     assert "serving http://127.0.0.1" in text
     assert ADMIN not in text  # not even at debug level
     assert (tmp_path / "events.db").exists()
+
+
+def test_serve_without_tokens_on_loopback_makes_one_for_the_run(tmp_path: Path) -> None:
+    """No token anywhere: a loopback server prints a fresh admin token that works (Jupyter's way)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "monitor.yaml").write_text(
+        f"storage: {{path: events.db}}\nserver:\n  port: {port}\n", encoding="utf-8"
+    )
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("REDLINE_ADMIN_TOKEN", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redline.cli", "-c", "monitor.yaml", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any("has its own admin token" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        proc.stdout.readline()  # the blank line before the token
+        token = proc.stdout.readline().strip()
+        assert len(token) >= 32
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/agents",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.1)
+        assert r.status_code == 200
+        wrong = httpx.get(
+            f"http://127.0.0.1:{port}/v1/agents", headers={"Authorization": "Bearer x" * 2}
+        )
+        assert wrong.status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+
+def test_serve_without_tokens_off_loopback_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Off loopback, a server that would refuse every request is not started (exit 2)."""
+    from redline.cli import main
+
+    monkeypatch.delenv("REDLINE_ADMIN_TOKEN", raising=False)
+    config = tmp_path / "monitor.yaml"
+    config.write_text("storage: {path: events.db}\n", encoding="utf-8")
+    assert main(["-c", str(config), "serve", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "no tokens configured" in err
+    assert "redline init" in err

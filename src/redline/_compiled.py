@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["compiled_modules", "prefer_source"]
+__all__ = ["build_info", "compiled_modules", "prefer_source"]
 
 _ROOT = Path(__file__).resolve().parent
 
@@ -54,3 +54,24 @@ def compiled_modules() -> list[str]:
         and not str(getattr(module, "__file__", "") or "").endswith((".py", ".pyc"))
         and getattr(module, "__file__", None) is not None
     )
+
+
+def build_info() -> str:
+    """Which build this install runs, and why, in words (``redline --version`` prints it)."""
+    import os
+
+    extensions = sorted(
+        str(p.relative_to(_ROOT))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for p in _ROOT.rglob(f"*{suffix}")
+    )
+    if not extensions:
+        return (
+            "pure Python: no compiled modules in this install (a source install without mypyc; "
+            "a release wheel or `make` in a checkout compiles the per-event path, ~2x faster)"
+        )
+    if os.environ.get("REDLINE_PURE_PYTHON"):
+        return (
+            f"pure Python: REDLINE_PURE_PYTHON is set ({len(extensions)} compiled modules unused)"
+        )
+    return f"compiled: {len(extensions)} modules built with mypyc"

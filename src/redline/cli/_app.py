@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from redline.cli import _alerts, _audit, _budgets, _config, _events, _govern, _serve, _status
+from redline.cli import (
+    _alerts,
+    _audit,
+    _budgets,
+    _config,
+    _events,
+    _govern,
+    _init,
+    _serve,
+    _status,
+)
 from redline.cli._common import EXIT_USAGE, CliError, State, err_console, text
 from redline.cli._db import db_app
 from redline.exceptions import ConfigError, RedlineError
@@ -30,8 +40,9 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         from redline import __version__
+        from redline._compiled import build_info
 
-        sys.stdout.write(f"redline {__version__}\n")
+        sys.stdout.write(f"redline {__version__} ({build_info()})\n")
         raise typer.Exit(0)
 
 
@@ -62,6 +73,7 @@ def root(
     ctx.obj = State(config, as_json)
 
 
+app.command("init")(_init.init)
 app.command("validate")(_config.validate)
 app.command("inspect")(_config.inspect)
 app.command("status")(_status.status)

@@ -8,12 +8,14 @@ every monitor sharing the store. It is closed (flushed) when the server stops.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from typing import Annotated, Any
 
 import typer
 
 from redline.cli._common import CliError, State, err_console, text
 from redline.config import MonitorConfig, load_config
+from redline.exceptions import ConfigError
 
 __all__ = ["serve"]
 
@@ -37,6 +39,33 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _env_token() -> str | None:
+    from redline.server.config import admin_token_from_env
+
+    try:
+        return admin_token_from_env()
+    except ConfigError as exc:
+        raise CliError("; ".join(exc.errors)) from None
+
+
+def _run_token(server_config: Any, bind: str) -> str | None:
+    """The admin token to add: the environment's, or one made for this run on loopback.
+
+    A server without any token refuses every request, so starting one is never what was meant:
+    on loopback it gets a fresh token for this run; anywhere else it does not start.
+    """
+    env = _env_token()
+    if env is not None or server_config.tokens:
+        return env
+    if not _loopback(bind):
+        raise CliError(
+            f"no tokens configured (server.tokens or REDLINE_ADMIN_TOKEN) and {bind} is not "
+            "loopback: refusing to serve an API that would refuse every request; run "
+            "`redline init` for a config with a token, or set REDLINE_ADMIN_TOKEN"
+        )
+    return secrets.token_urlsafe(32)
 
 
 def serve(
@@ -74,9 +103,10 @@ def serve(
                 "yellow",
             )
         )
+    run_token = _run_token(server_config, bind)
     monitor = Monitor(config)
     try:
-        app = create_app(monitor, server_config)
+        app = create_app(monitor, server_config, admin_token=run_token)
         server = RedlineServer(app, bind, listen, log_level=log_level, configure_logging=True)
         tokens = len(app.state.api.tokens)
         url = f"http://{bind if ':' not in bind else f'[{bind}]'}:{listen}"
@@ -86,12 +116,16 @@ def serve(
                 f"store {monitor.store.backend}; {tokens} token(s))"
             )
         )
-        if not tokens:
+        if run_token is not None and not server_config.tokens and not _env_token():
+            # Jupyter's way: a loopback server with no token gets one for this run, shown once
+            # on the operator's terminal (never logged), so the first `serve` just works.
             console.print(
                 text(
-                    "warning: no tokens (server.tokens, REDLINE_ADMIN_TOKEN): every API call "
-                    "will be refused",
-                    "yellow",
+                    "No tokens configured (server.tokens or REDLINE_ADMIN_TOKEN), so this run "
+                    f"has its own admin token (valid until the server stops):\n\n    {run_token}\n\n"
+                    "Paste it into the dashboard's sign-in, or send `Authorization: Bearer "
+                    "<token>`. `redline init` writes a config with a lasting one.",
+                    "bold",
                 )
             )
         server.run()
