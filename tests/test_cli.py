@@ -534,3 +534,18 @@ def test_hoisting_leaves_arguments_after_a_double_dash_alone() -> None:
     assert hoist_config(["events", "-c", "a.yaml", "--", "-c", "x"]) == [
         "-c", "a.yaml", "events", "--", "-c", "x",
     ]
+
+
+def test_events_of_a_type_never_recorded_says_so_and_lists_the_known_types(
+    redline: Callable[..., subprocess.CompletedProcess[str]], sales: float
+) -> None:
+    """A typo in --type is not "nothing happened": stderr names the type and its neighbour."""
+    typo = redline("events", "--type", "llm-call")
+    assert typo.returncode == 0
+    assert "no event of type 'llm-call' was ever recorded here" in typo.stderr
+    assert "did you mean 'llm_call'?" in typo.stderr
+    assert "known types: action," in typo.stderr
+    # A known type that simply has no match is not a typo: no hint.
+    quiet = redline("events", "--type", "approval_request")
+    assert "no matching events" in quiet.stderr
+    assert "known types" not in quiet.stderr

@@ -168,6 +168,9 @@ def test_absurd_numbers_are_dropped_at_the_boundary(srv: Harness, admin: httpx.C
     assert r.json()["repaired"] == 2
     reasons = [reason for item in r.json()["results"] for reason in item["reasons"]]
     assert any(reason.startswith("latency_ms_out_of_range") for reason in reasons)
+    # The field is what goes, not the event: the note says which ("dropped" said both).
+    assert all("dropped" not in reason for reason in reasons)
+    assert any(reason.endswith("field cleared, event kept") for reason in reasons)
     assert any(reason.startswith("timestamp_out_of_range") for reason in reasons)
     stored = srv.stored(order="asc")
     assert stored[0]["latency_ms"] is None

@@ -396,7 +396,7 @@ def _open_store(config: MonitorConfig) -> Store:
     st = config.storage
     backend = resolve_backend(st)
     if backend == "memory":
-        return MemoryStore(max_events=st.max_events)
+        return MemoryStore(max_events=st.max_events, max_bytes=st.max_memory_bytes)
     from redline.store import open_store
 
     return open_store(config, backend)

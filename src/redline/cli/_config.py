@@ -231,7 +231,8 @@ def describe(config: MonitorConfig, label: str) -> list[tuple[str, list[str]]]:
     backend = resolve_backend(st)
     if backend == "memory":
         where = (
-            f"memory (newest {st.max_events} events; nothing persists, and the CLI can neither "
+            f"memory (newest {st.max_events} events within {st.max_memory_bytes // 1048576} MiB; "
+            "nothing persists, and the CLI can neither "
             "read these events nor reach this monitor's kill switch)"
         )
     elif backend == "postgres":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 import sys
 import time
@@ -26,7 +27,8 @@ from redline.cli._common import (
     text,
     what,
 )
-from redline.store.base import Checkpointed, EventQuery, Store, StoredEvent
+from redline.events import EVENT_TYPES
+from redline.store.base import Checkpointed, EventQuery, GroupedCounts, Store, StoredEvent
 
 __all__ = ["events", "replay", "tail"]
 
@@ -124,8 +126,33 @@ def events(
         rows = list(store.query(query))
         if not rows:
             err_console().print(text("no matching events"))
+            _unknown_type_hint(store, event_type)
             return
         out_console().print(_table(rows))
+
+
+def _unknown_type_hint(store: Store, event_type: str | None) -> None:
+    """When ``--type`` names a type nothing ever recorded, say so and list the known ones.
+
+    A typo (``--type llm-call``) otherwise reads as "nothing happened", the wrong conclusion.
+    """
+    if event_type is None or event_type in EVENT_TYPES:
+        return
+    recorded: set[str] = set()
+    if isinstance(store, GroupedCounts):
+        recorded = set(store.counts_by("event_type", EventQuery()))
+    if event_type in recorded:
+        return
+    known = sorted(EVENT_TYPES | recorded)
+    close = difflib.get_close_matches(event_type, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    err_console().print(
+        text(
+            f"no event of type {event_type!r} was ever recorded here{hint}\n"
+            f"known types: {', '.join(known)}",
+            "yellow",
+        )
+    )
 
 
 def _follow(

@@ -118,6 +118,8 @@ class StorageConfig(_Base):
     dsn: str | None = None
     retention_days: int = 90
     max_events: int = 1_000_000
+    #: The memory store's byte bound (an estimate of what its events hold): 256 MiB.
+    max_memory_bytes: int = 268_435_456
     queue_size: int = 100_000
     batch_size: int = 1_000
     flush_interval_seconds: float = 0.2

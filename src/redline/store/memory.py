@@ -1,7 +1,11 @@
 """A bounded in-memory store: the default when no path is configured, and the test double.
 
-It keeps the newest ``max_events`` events (evictions are counted) and kill state in dicts. Nothing
-survives the process, which is the point: ``Monitor()`` with no config needs no disk.
+It keeps the newest events within two bounds, ``max_events`` and ``max_bytes`` (an estimate of
+what the events hold in memory: a fixed cost per event plus its text and payload), evicting the
+oldest first and counting what it evicted, and kill state in dicts. The byte bound is what keeps
+``Monitor()`` with no config from growing to gigabytes when an agent records large payloads: a
+million 4 KB payloads would otherwise be kept. Nothing survives the process, which is the point:
+``Monitor()`` with no config needs no disk.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from redline.events import AgentEvent
 from redline.store._history import HistoryPoint, from_events
 from redline.store.base import EventQuery, KillRecord, StoredEvent
@@ -19,7 +25,26 @@ from redline.store.base import EventQuery, KillRecord, StoredEvent
 if TYPE_CHECKING:
     from redline.config import MonitorConfig
 
-__all__ = ["MemoryStore"]
+__all__ = ["DEFAULT_MAX_BYTES", "MemoryStore", "approximate_size"]
+
+#: The default byte bound: 256 MiB of events.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+#: What an event costs before its text and payload: the struct, its StoredEvent, the deque slot.
+_BASE_COST = 480
+_encode = msgspec.json.encode
+
+
+def approximate_size(event: AgentEvent) -> int:
+    """Roughly the bytes ``event`` holds in memory (within a small factor; cheap to compute)."""
+    size = _BASE_COST
+    for text in (event.agent, event.session_id, event.user, event.tool, event.model):
+        if text:
+            size += len(text)
+    if event.data:
+        size += 2 * len(_encode(event.data))  # dicts and str objects cost about twice their JSON
+    if event.tags:
+        size += sum(60 + len(t) for t in event.tags if isinstance(t, str))
+    return size
 
 
 class MemoryStore:
@@ -31,12 +56,16 @@ class MemoryStore:
 
     @classmethod
     def from_config(cls, config: MonitorConfig) -> MemoryStore:
-        """The store ``storage`` describes (``max_events``)."""
-        return cls(max_events=config.storage.max_events)
+        """The store ``storage`` describes (``max_events``, ``max_memory_bytes``)."""
+        st = config.storage
+        return cls(max_events=st.max_events, max_bytes=st.max_memory_bytes)
 
-    def __init__(self, max_events: int = 1_000_000) -> None:
+    def __init__(self, max_events: int = 1_000_000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_events = max_events
-        self._events: deque[StoredEvent] = deque(maxlen=max_events)
+        self.max_bytes = max_bytes
+        self._events: deque[StoredEvent] = deque()
+        self._sizes: deque[int] = deque()
+        self.bytes = 0
         self._seq = itertools.count(1)
         self._kills: dict[tuple[str, str], KillRecord] = {}
         self._kill_version = 0
@@ -49,13 +78,18 @@ class MemoryStore:
         self._lock = threading.Lock()
 
     def append(self, events: Sequence[AgentEvent]) -> None:
-        """Keep the batch; the oldest events leave once ``max_events`` is reached (counted)."""
+        """Keep the batch; the oldest events leave past ``max_events`` or ``max_bytes`` (counted)."""
+        sizes = [approximate_size(e) for e in events]  # outside the lock: readers never wait
         with self._lock:
-            overflow = len(self._events) + len(events) - self.max_events
-            if overflow > 0:
-                self.evicted += overflow
             seq = self._seq
             self._events.extend(StoredEvent(seq=next(seq), event=e) for e in events)
+            self._sizes.extend(sizes)
+            self.bytes += sum(sizes)
+            held, sizes_held = self._events, self._sizes
+            while len(held) > 1 and (len(held) > self.max_events or self.bytes > self.max_bytes):
+                held.popleft()
+                self.bytes -= sizes_held.popleft()
+                self.evicted += 1
 
     def metric_history(
         self, agent: str | None, since: float, until: float, step: int

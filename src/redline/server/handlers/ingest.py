@@ -138,7 +138,9 @@ def bounded(fields: dict[str, Any], notes: list[str]) -> dict[str, Any]:
         if value is not None and isinstance(value, (int, float)) and not -bound <= value <= bound:
             originals = originals or {}
             originals[name] = value
-            notes.append(f"{name}_out_of_range: {name} was {value!r} (limit {bound:g}); dropped")
+            notes.append(
+                f"{name}_out_of_range: {name} was {value!r} (limit {bound:g}); field cleared, event kept"
+            )
     ts = get("timestamp")
     if isinstance(ts, (int, float)) and not 0 <= ts <= _MAX_TIMESTAMP:
         originals = originals or {}
