@@ -1,4 +1,4 @@
-"""Seed 000's quick start, with only the import changed."""
+"""theaios-agent-monitor's quick start, with only the import changed."""
 
 import time
 

@@ -319,9 +319,9 @@ def test_bad_rules_are_config_errors(override: dict[str, Any], needle: str) -> N
     assert needle in str(info.value)
 
 
-def test_the_seed_002_example_config_loads() -> None:
-    """``examples/seed002-alerts.yaml`` ships seed 002's thresholds as valid rules."""
-    config = load_config(ROOT / "examples" / "seed002-alerts.yaml")
+def test_the_runtime_alerts_example_config_loads() -> None:
+    """``examples/runtime-alerts.yaml`` ships a runtime's recommended thresholds as valid rules."""
+    config = load_config(ROOT / "examples" / "runtime-alerts.yaml")
     assert {r.name for r in config.alerts.rules} == {
         "tool-failure-rate",
         "llm-5xx-rate",

@@ -7,6 +7,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from redline import AgentEvent, ConfigError, Monitor, MonitorConfig, load_config, parse_config
@@ -133,6 +134,8 @@ def test_peer_config_with_every_section_loads_unchanged(
     assert config.agents["sales-agent"].tags == ["sales", "tier-1"]
     assert config.agents["legacy-bot"].enabled is False
     assert config.storage.retention_days == 30
+    # Its one number is every category's retention (no `retention:` section in this file).
+    assert set(msgspec.structs.asdict(config.retention).values()) == {30}
     assert config.baselines.storage_path == f"{tmp_path}/baselines.json"
     assert [r.name for r in config.anomaly_detection.rules] == ["high-denial-rate", "cost-spike"]
     assert config.kill_switch.policies[1].action == "kill_global"
@@ -497,3 +500,12 @@ def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
     assert "storag: unknown key; did you mean 'storage'?" in text
     assert all(line.startswith(str(path)) for line in info.value.errors)
     assert len(info.value.errors) == 5
+
+
+def test_a_retention_section_takes_precedence_over_storage_retention_days() -> None:
+    config = parse_config({"storage": {"retention_days": 7}, "retention": {"action": 3}})
+    assert config.retention.action == 3
+    assert config.retention.security == 730  # the section's defaults, not the one number
+    assert parse_config({}).retention.security == 730  # unset: the per-category defaults
+    with pytest.raises(ConfigError, match=r"storage\.retention_days: expected a positive"):
+        parse_config({"storage": {"retention_days": 0}})

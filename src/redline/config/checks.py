@@ -246,6 +246,8 @@ def semantic_errors(config: MonitorConfig, source: str) -> list[str]:
         err("storage.batch_size", "expected at least 1")
     if s.max_events < 1:
         err("storage.max_events", "expected at least 1")
+    if s.retention_days < 1:
+        err("storage.retention_days", "expected a positive number of days")
     if s.max_memory_bytes < 65_536:
         err("storage.max_memory_bytes", "expected at least 65536 (64 KiB)")
     if s.flush_interval_seconds <= 0:

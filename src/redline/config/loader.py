@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from redline.config.checks import semantic_errors
 from redline.config.errors import convert_reporting_all, kind_of
 from redline.config.schema import DEFAULT_STORE, MonitorConfig
@@ -93,10 +95,25 @@ def parse_config(raw: Any, *, source: str = "<config>") -> MonitorConfig:
         raise ConfigError(errors, file=source) from None
     config.source = source
     config.sections = sections
+    _retention_from_storage(config, raw)
     errors.extend(e for e in semantic_errors(config, source) if e not in errors)
     if errors:
         raise ConfigError(errors, file=source)
     return config
+
+
+def _retention_from_storage(config: MonitorConfig, raw: dict[str, Any]) -> None:
+    """``storage.retention_days`` (theaios-agent-monitor's one number) when no ``retention:``.
+
+    A config written for theaios-agent-monitor says how long to keep events in one number; it
+    then applies to every category. A ``retention:`` section, per category, takes precedence.
+    """
+    storage = raw.get("storage")
+    days = config.storage.retention_days
+    if "retention" in raw or not isinstance(storage, dict) or "retention_days" not in storage:
+        return
+    for category in msgspec.structs.asdict(config.retention):
+        setattr(config.retention, category, days)
 
 
 def _parse_sections(found: dict[str, Any], source: str, errors: list[str]) -> dict[str, Any]:
