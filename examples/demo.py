@@ -25,12 +25,28 @@ from redline.testing import ManualClock
 HERE = Path(__file__).parent
 OUT = Path("demo-out")
 AGENTS = ("sales-agent", "support-agent", "research-agent", "billing-agent")
-START = float(int(time.time()) - 600)  # the fleet's last ten minutes, replayed
+# The fleet's last ten minutes, replayed on a manual clock. Aligned to a whole minute, so every
+# run sees the same seconds and minutes fall in the same windows: the numbers are the same on
+# every run (the random choices are seeded too).
+START = float(int(time.time()) // 60 * 60 - 660)
+END = START + 600
+WINDOW = "5m"  # every table below reports the same window: the run's last five minutes
+SCENARIO = """\
+Four agents work for ten simulated minutes (replayed in a few seconds). Each
+calls check() before every step, as a framework integration does.
+  minute 4     research-agent repeats one web_search query (a loop, then stuck)
+  minute 6     support-agent's CRM times out: an error burst (z-score, drift)
+  minute 6.25  billing-agent attempts transfer_payment (a suspicious action)
+  minute 8     sales-agent loops on an expensive model: past $5/min the kill
+               policy stops it, and its next check() refuses the next step
+"""
 
 
 def main() -> int:
     """Run the scenario and print what happened."""
     console = Console()
+    console.rule("[bold]The scenario")
+    console.print(SCENARIO)
     rng = random.Random(7)
     clock = ManualClock(START)
     shutil.rmtree(OUT, ignore_errors=True)
@@ -42,7 +58,13 @@ def main() -> int:
         + f"  anchor_path: {(OUT / 'anchors.jsonl').resolve()}\n",
         encoding="utf-8",
     )
-    monitor = Monitor(load_config(config_file), clock=clock)
+    config = load_config(config_file)
+    # The simulation runs the monitor's interval work itself, once per simulated second
+    # (run_duties()), instead of on the writer thread's wall-clock tick: ten minutes pass in a
+    # few seconds, and a tick landing at a different simulated moment on each run would make
+    # the numbers differ from run to run.
+    config.kill_switch.poll_interval_seconds = 3600.0
+    monitor = Monitor(config, clock=clock)
     anomalies = []
     monitor.on_anomaly(anomalies.append)
     stopped: dict[str, str] = {}
@@ -59,14 +81,18 @@ def main() -> int:
                 stopped[agent] = str(exc)
                 continue
             monitor.record(_next_event(agent, minute, step, rng, clock.time()))
+        if step % 4 == 3:
+            monitor.run_duties()
 
     monitor.flush()
     _report(console, monitor, anomalies, stopped)
     monitor.close()
 
     cli = ["-c", str(config_file)]
-    console.rule("[bold]$ redline status")
-    redline_cli([*cli, "status"])
+    at = str(int(END))
+    console.rule(f"[bold]$ redline status --window {WINDOW} --at <the run's end>")
+    console.print("The same window, read back from the store by the CLI (no live state):")
+    redline_cli([*cli, "status", "--window", WINDOW, "--at", at])
     console.rule("[bold]$ redline verify")
     verified = redline_cli([*cli, "verify"])
     console.rule("[bold]$ redline export --format soc2")
@@ -115,7 +141,14 @@ def _next_event(agent: str, minute: float, step: int, rng: random.Random, now: f
 
 def _report(console: Console, monitor: Monitor, anomalies: list, stopped: dict[str, str]) -> None:
     console.rule("[bold]What Redline saw and did")
-    table = Table("minute", "kind", "agent", "what", title="Anomalies and actions")
+    table = Table(
+        "min",
+        "kind",
+        "agent",
+        "what",
+        title="Anomalies and actions",
+        caption="min: minutes into the ten-minute run",
+    )
     for a in anomalies:
         table.add_row(f"{(a.timestamp - START) / 60:5.2f}", a.kind, a.agent, a.message)
     console.print(table)
@@ -128,7 +161,7 @@ def _report(console: Console, monitor: Monitor, anomalies: list, stopped: dict[s
         console.print(f"[red]{agent} stopped at its next step:[/] AgentKilledError: {why}")
 
     metrics = Table("agent", "events", "cost/min", "error rate", "p95 latency", "tool failures",
-                    title="Metrics (last 5 minutes)")
+                    title="Metrics (the run's last 5 minutes)")
     for snap in monitor.get_all_metrics(window=300):
         metrics.add_row(snap.agent, str(snap.event_count), f"${snap.cost_per_minute:.4f}",
                         f"{snap.error_rate:.1%}", f"{snap.p95_latency_ms:.0f} ms",
@@ -139,10 +172,16 @@ def _report(console: Console, monitor: Monitor, anomalies: list, stopped: dict[s
     if redacted is not None:
         console.print(f"A stored action's data (secrets scrubbed): {redacted['data']}")
     stats = monitor.stats()
+    own = stats["written"] - stats["recorded"]
     console.print(
-        f"recorded {stats['recorded']:,} events, stored {stats['written']:,}, "
-        f"dropped {stats['dropped']}, blocked while killed {stats['blocked_while_killed']}, "
-        f"anomalies {stats['anomalies']}, kills {stats['kills']}"
+        f"The agents recorded {stats['recorded']:,} events; the store holds "
+        f"{stats['written']:,}: those plus {own} of Redline's own (the anomalies, alerts and the "
+        f"kill it recorded). Dropped: {stats['dropped']}."
+    )
+    console.print(
+        f"{stats['anomalies']} anomalies, {stats['kills']} kill. Events recorded while killed: "
+        f"{stats['blocked_while_killed']}, because sales-agent called check() before each step: "
+        "after the kill it took no step at all."
     )
 
 

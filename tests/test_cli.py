@@ -425,9 +425,41 @@ def test_status_shows_a_killed_agent_with_reason_and_actor(redline: Any, sales: 
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if "sales-agent" in line)
     assert "KILLED" in row
-    assert "Cost spike" in row
-    assert "cli:tester" in row
+    kills = result.stdout.split("Active kills", 1)[1]
+    assert "agent sales-agent: KILLED since" in kills
+    assert "by cli:tester: Cost spike" in kills
     assert "Killed agent 'sales-agent'" in result.stdout  # the kill's alert, under recent alerts
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_status_fits_the_terminal(config: Path, sales: float, columns: int) -> None:
+    """Every line of ``status`` fits an 80- and a 100-column terminal, the kill's sentence too."""
+    assert run(config.parent, "-c", str(config), "kill", "sales-agent", "--reason", "x" * 150).returncode == 0
+    env = {**ENV, "COLUMNS": str(columns)}
+    result = subprocess.run(
+        [*REDLINE, "-c", str(config), "status"],
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    too_wide = [line for line in result.stdout.splitlines() if len(line) > columns]
+    assert too_wide == []
+    assert "KILLED" in result.stdout
+    assert "x" * 40 in result.stdout  # the reason is wrapped, not cut
+
+
+def test_status_at_a_past_time(redline: Any, sales: float) -> None:
+    """``--at`` shows the fleet as of then: the window ends there, kills made later are absent."""
+    assert redline("kill", "sales-agent", "--reason", "later").returncode == 0
+    before = json.loads(redline("status", "--json", "--at", str(sales - 25)).stdout)
+    agents = {a["agent"]: a for a in before["agents"]}
+    assert agents["sales-agent"]["event_count"] == 3  # the events before t-25 s
+    assert agents["sales-agent"]["state"] == "running"  # the kill was made after
+    assert before["now"] == sales - 25
 
 
 def test_rebuild_counts_activity_not_governance_or_killed_events() -> None:

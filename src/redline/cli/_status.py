@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import typer
@@ -23,8 +24,10 @@ from redline.cli._common import (
     emit_json,
     iso,
     kill_dict,
+    money,
     out_console,
     parse_duration,
+    parse_when,
     reading_store,
     text,
 )
@@ -73,9 +76,21 @@ def _recent_dict(s: StoredEvent) -> dict[str, Any]:
         "severity": data.get("severity") or e.level,
         "kind": data.get("kind"),
         "rule": data.get("rule"),
-        "message": data.get("title") or data.get("message") or "",
+        "message": (data.get("title") or data.get("message") or "")
+        + (
+            f" ({data['state']})"
+            if e.event_type == "alert" and data.get("state") not in (None, "firing")
+            else ""
+        ),
         "detail": data.get("message") if data.get("title") else None,
     }
+
+
+def _short_time(ts: float, now: float) -> str:
+    """``HH:MM:SS`` today, ``MM-DD HH:MM`` otherwise (the full time is in ``--json``)."""
+    when = datetime.fromtimestamp(ts, timezone.utc)
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    return when.strftime("%H:%M:%S" if when.date() == today else "%m-%d %H:%M")
 
 
 def status(
@@ -87,6 +102,12 @@ def status(
             "--window", "-w", help="Window length: seconds or 90s, 5m, 1h (default: the config's)."
         ),
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", help="As of this time (ISO, epoch or an age such as 2h): a past incident."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Everything as one JSON object.")] = False,
 ) -> None:
     """Agents' state and window metrics, active kills, the store, recent anomalies and alerts."""
@@ -95,10 +116,12 @@ def status(
     seconds = parse_duration(window, "--window")
     win = int(seconds) if seconds is not None else config.metrics.default_window_seconds
     win = max(win, 1)
-    now = time.time()
+    now = parse_when(at, "--at", time.time()) or time.time()
     with reading_store(state) as store:
         snaps = rebuild_snapshots(store, window=win, now=now, agent=agent)
         kills = _relevant_kills(store, active_kills(store, now), agent)
+        if at is not None:  # a kill made after the moment asked about was not in force then
+            kills = [k for k in kills if k.created_at <= now]
         info: dict[str, Any] = (
             dict(store.info()) if isinstance(store, Describable) else {"path": config.storage.path}
         )
@@ -138,33 +161,28 @@ def status(
 
     console = out_console()
     console.print(
-        text(f"Redline status at {iso(now)} (window {win} s, config {state.label})", "bold")
+        text(f"Redline status at {iso(now)} (window {win} s, config {state.label})", "bold"),
+        soft_wrap=False,
     )
+    # Laid out for an 80-column terminal: short headers and values, names that fold, and the
+    # kill's reason and actor under "Active kills" (a sentence never fits a table cell).
     if rows:
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("agent", no_wrap=True)
-        table.add_column("state", overflow="fold", min_width=24)
-        for name in ("events", "ev/min", "cost/min", "denials", "errors", "p95"):
+        table.add_column("agent", overflow="fold", max_width=18)
+        table.add_column("state", no_wrap=True)
+        for name in ("events", "ev/min", "$/min", "deny", "err", "p95"):
             table.add_column(name, justify="right", no_wrap=True)
-        table.add_column("last event", no_wrap=True)
+        table.add_column("last", no_wrap=True)
         for name, snap, kill in rows:
-            if kill is not None:
-                st = text(
-                    f"KILLED ({kill.scope} kill) · {kill.reason or 'no reason'} · by "
-                    f"{kill.actor or '?'} · since {ago(kill.created_at, now)}",
-                    "bold red",
-                )
-            else:
-                st = text("running", "green")
             table.add_row(
                 text(name),
-                st,
+                text("KILLED", "bold red") if kill is not None else text("running", "green"),
                 text(snap.event_count),
-                text(f"{snap.events_per_minute:.2f}"),
-                text(f"${snap.cost_per_minute:.4f}"),
+                text(f"{snap.events_per_minute:.1f}"),
+                text(money(snap.cost_per_minute)),
                 text(f"{snap.denial_rate:.1%}"),
                 text(f"{snap.error_rate:.1%}"),
-                text(f"{snap.p95_latency_ms:.0f} ms" if snap.p95_latency_ms else "-"),
+                text(f"{snap.p95_latency_ms:.0f}ms" if snap.p95_latency_ms else "-"),
                 text(ago(snap.last_event_at, now)),
             )
         console.print(table)
@@ -172,21 +190,20 @@ def status(
         console.print(text(f"no agent activity in the last {win} s"))
 
     console.print(text("Active kills", "bold"))
-    if kills:
-        kt = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in ("scope", "target", "reason", "actor", "since", "expires"):
-            kt.add_column(name)
-        for k in kills:
-            kt.add_row(
-                text(k.scope, "red"),
-                text(k.target),
-                text(k.reason or "-"),
-                text(k.actor or "-"),
-                text(f"{iso(k.created_at)} ({ago(k.created_at, now)})"),
-                text(iso(k.expires_at) if k.expires_at is not None else "never"),
-            )
-        console.print(kt)
-    else:
+    for k in kills:
+        expires = iso(k.expires_at) if k.expires_at is not None else "never"
+        console.print(
+            text(
+                f"  {k.scope} {k.target}: KILLED since {iso(k.created_at)} "
+                f"({ago(k.created_at, now)}), expires {expires}",
+                "red",
+            ),
+            soft_wrap=False,
+        )
+        console.print(
+            text(f"    by {k.actor or '?'}: {k.reason or 'no reason given'}"), soft_wrap=False
+        )
+    if not kills:
         console.print(text("  none"))
 
     console.print(text("Store", "bold"))
@@ -196,18 +213,19 @@ def status(
         if info.get("erased"):
             line += f" ({info['erased']} erased by retention)"
         line += f", head seq {info.get('head_seq')}, {count_of(int(info.get('checkpoints') or 0), 'checkpoint')}"
-    console.print(text(line))
+    console.print(text(line), soft_wrap=False)
 
     console.print(text("Recent anomalies and alerts", "bold"))
     if recent:
         rt = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in ("time (UTC)", "type", "agent", "severity"):
-            rt.add_column(name, no_wrap=True)
-        rt.add_column("message", overflow="fold")
+        rt.add_column("time (UTC)", no_wrap=True)
+        for name in ("type", "agent", "severity"):
+            rt.add_column(name, overflow="fold", max_width=16)
+        rt.add_column("message", overflow="fold", ratio=1)
         for s in recent:
             d = _recent_dict(s)
             rt.add_row(
-                text(d["time"]),
+                text(_short_time(d["timestamp"], now)),
                 text(d["type"]),
                 text(d["agent"]),
                 text(d["severity"] or "-"),

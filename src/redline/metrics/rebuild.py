@@ -43,7 +43,7 @@ def rebuild_snapshots(
         raise ValueError(f"window must be a positive number of seconds, got {window}")
     since = now - window
     windows: dict[str, AgentWindows] = {}
-    for stored in store.query(EventQuery(since=since, order="asc", agent=agent)):
+    for stored in store.query(EventQuery(since=since, until=now, order="asc", agent=agent)):
         event = stored.event
         if event.event_type in NOT_ACTIVITY or event.killed_scope is not None:
             continue
