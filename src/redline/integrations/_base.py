@@ -22,7 +22,8 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -34,6 +35,8 @@ from redline.exceptions import AgentStoppedError
 from redline.tracing import current_trace
 
 __all__ = [
+    "IN_FLIGHT_LIMIT",
+    "Bounded",
     "Governed",
     "Step",
     "StepRecorder",
@@ -392,6 +395,47 @@ class StepRecorder:
 
 
 _OTEL: list[Any] = []  # [opentelemetry.trace or None], resolved on first use
+
+
+#: How many calls an integration keeps in flight before the oldest is given up.
+IN_FLIGHT_LIMIT = 4096
+
+
+class Bounded:
+    """Values by key, oldest first, at most ``limit``; ``on_drop`` gets what is pushed out.
+
+    A framework that starts a call and never ends it (a crash, a cancelled run, a hook it does
+    not call on failure) must not make an integration grow without bound, nor keep a budget
+    reservation forever: the call pushed out (or replaced under the same key) goes to
+    ``on_drop``, for steps :meth:`StepRecorder.abandon`, which releases what it reserved.
+    """
+
+    def __init__(
+        self, on_drop: Callable[[Any], object] | None = None, limit: int = IN_FLIGHT_LIMIT
+    ) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._limit = limit
+        self._on_drop = on_drop
+        self._lock = threading.Lock()
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            replaced = self._items.pop(key, None)
+            self._items[key] = value
+            dropped = self._items.popitem(last=False)[1] if len(self._items) > self._limit else None
+        for old in (replaced, dropped):
+            if old is not None and self._on_drop is not None:
+                self._on_drop(old)
+
+    def get(self, key: Hashable) -> Any:
+        return self._items.get(key)
+
+    def pop(self, key: Hashable) -> Any:
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class _Quietly:

@@ -26,14 +26,20 @@ both, or each call is recorded twice.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
 from redline._context import Identity
-from redline.integrations._base import Governed, Step, StepRecorder, Usage, require
+from redline.integrations._base import (
+    IN_FLIGHT_LIMIT,
+    Bounded,
+    Governed,
+    Step,
+    StepRecorder,
+    Usage,
+    require,
+)
 
 require("langchain_core", "langchain", "langchain")
 from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
@@ -47,7 +53,7 @@ __all__ = [
 ]
 
 #: Model and tool calls kept in flight per handler; the oldest is dropped beyond this.
-MAX_RUNS = 4096
+MAX_RUNS = IN_FLIGHT_LIMIT
 
 
 def usage_of(message: Any) -> Usage | None:
@@ -85,30 +91,6 @@ def _model_of(message: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-class _Runs:
-    """Steps in flight by run id, bounded: the oldest beyond :data:`MAX_RUNS` is abandoned."""
-
-    def __init__(self, recorder: StepRecorder, limit: int = MAX_RUNS) -> None:
-        self._recorder = recorder
-        self._limit = limit
-        self._steps: OrderedDict[UUID, Step] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, run_id: UUID, step: Step) -> None:
-        with self._lock:
-            self._steps[run_id] = step
-            dropped = self._steps.popitem(last=False)[1] if len(self._steps) > self._limit else None
-        if dropped is not None:
-            self._recorder.abandon(dropped)
-
-    def pop(self, run_id: UUID) -> Step | None:
-        with self._lock:
-            return self._steps.pop(run_id, None)
-
-    def __len__(self) -> int:
-        return len(self._steps)
-
-
 class _Core:
     """The callback logic both handlers share (the async one awaits nothing)."""
 
@@ -131,7 +113,7 @@ class _Core:
             tenant=tenant,
             capture_content=capture_content,
         )
-        self.runs = _Runs(self.recorder)
+        self.runs = Bounded(self.recorder.abandon)
 
     def _identity(self, metadata: Mapping[str, Any] | None) -> Identity:
         thread = (metadata or {}).get("thread_id")

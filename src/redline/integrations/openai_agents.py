@@ -36,12 +36,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from redline._context import Identity
-from redline.integrations._base import Governed, Step, StepRecorder, Usage, require
+from redline.integrations._base import (
+    IN_FLIGHT_LIMIT,
+    Bounded,
+    Governed,
+    Step,
+    StepRecorder,
+    Usage,
+    require,
+)
 
 _agents = require("agents", "openai-agents", "openai_agents")
 from agents import RunHooks, add_trace_processor  # noqa: E402
@@ -71,7 +78,7 @@ __all__ = [
 
 #: Model and tool calls kept in flight per hooks object (and traces / agent spans per
 #: processor); the oldest is dropped beyond this.
-MAX_IN_FLIGHT = 4096
+MAX_IN_FLIGHT = IN_FLIGHT_LIMIT
 
 _INTEGRATION = "openai_agents"
 
@@ -107,35 +114,6 @@ def usage_of(usage: Any) -> Usage | None:
     )
 
 
-class _Bounded:
-    """Values by key, oldest first, at most ``limit``; ``on_drop`` gets what is pushed out."""
-
-    def __init__(self, on_drop: Any = None, limit: int = MAX_IN_FLIGHT) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._limit = limit
-        self._on_drop = on_drop
-        self._lock = threading.Lock()
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            replaced = self._items.pop(key, None)
-            self._items[key] = value
-            dropped = self._items.popitem(last=False)[1] if len(self._items) > self._limit else None
-        for old in (replaced, dropped):
-            if old is not None and self._on_drop is not None:
-                self._on_drop(old)
-
-    def get(self, key: Hashable) -> Any:
-        return self._items.get(key)
-
-    def pop(self, key: Hashable) -> Any:
-        with self._lock:
-            return self._items.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class RedlineRunHooks(RunHooks[Any]):
     """Record and govern every model and tool call of an Agents SDK run (module docstring)."""
 
@@ -157,7 +135,7 @@ class RedlineRunHooks(RunHooks[Any]):
             tenant=tenant,
         )
         self._agent = agent
-        self._steps = _Bounded(self._recorder.abandon)
+        self._steps = Bounded(self._recorder.abandon)
 
     @property
     def in_flight(self) -> int:
@@ -281,8 +259,8 @@ class RedlineTracingProcessor(TracingProcessor):
         self.monitor = monitor
         self._recorder = StepRecorder(monitor, integration=_INTEGRATION, agent=agent)
         self._agent = agent
-        self._traces = _Bounded()  # trace_id -> [group_id, whether a failure was recorded]
-        self._agents = _Bounded()  # agent or turn span_id -> agent name
+        self._traces = Bounded()  # trace_id -> [group_id, whether a failure was recorded]
+        self._agents = Bounded()  # agent or turn span_id -> agent name
 
     def on_trace_start(self, trace: Trace) -> None:
         try:

@@ -39,16 +39,21 @@ reservation released.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redline._context import Identity
 from redline.exceptions import AgentStoppedError
-from redline.integrations._base import Governed, Step, StepRecorder, Usage, require
+from redline.integrations._base import (
+    IN_FLIGHT_LIMIT,
+    Bounded,
+    Governed,
+    StepRecorder,
+    Usage,
+    require,
+)
 from redline.integrations._http import estimate_tokens
 
 require("pydantic_ai", "pydantic-ai", "pydantic_ai")
@@ -68,7 +73,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_IN_FLIGHT", "RedlineCapability", "usage_of"]
 
 #: Model requests and tool calls kept in flight per capability; the oldest is dropped beyond.
-MAX_IN_FLIGHT = 4096
+MAX_IN_FLIGHT = IN_FLIGHT_LIMIT
 
 _INTEGRATION = "pydantic_ai"
 _DONE = "recorded"  # step.extra key: an attempt of this request was recorded already
@@ -92,33 +97,6 @@ def usage_of(usage: RequestUsage | None) -> Usage | None:
     )
 
 
-class _InFlight:
-    """Steps by key, bounded: the oldest beyond :data:`MAX_IN_FLIGHT` is abandoned."""
-
-    def __init__(self, recorder: StepRecorder, limit: int = MAX_IN_FLIGHT) -> None:
-        self._recorder = recorder
-        self._limit = limit
-        self._steps: OrderedDict[Hashable, Step] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, key: Hashable, step: Step) -> None:
-        with self._lock:
-            self._steps[key] = step
-            dropped = self._steps.popitem(last=False)[1] if len(self._steps) > self._limit else None
-        if dropped is not None:
-            self._recorder.abandon(dropped)
-
-    def get(self, key: Hashable) -> Step | None:
-        return self._steps.get(key)
-
-    def pop(self, key: Hashable) -> Step | None:
-        with self._lock:
-            return self._steps.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._steps)
-
-
 def _run_key(ctx: RunContext[Any]) -> Hashable:
     """The run a hook belongs to: its ``run_id`` (the run's usage object when it has none)."""
     return ctx.run_id or id(ctx.usage)
@@ -140,7 +118,7 @@ class RedlineCapability(AbstractCapability[Any]):
     tenant: str | None = None
     capture_content: bool = False
     _recorder: StepRecorder = field(init=False, repr=False, compare=False)
-    _steps: _InFlight = field(init=False, repr=False, compare=False)
+    _steps: Bounded = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._recorder = StepRecorder(
@@ -152,7 +130,7 @@ class RedlineCapability(AbstractCapability[Any]):
             tenant=self.tenant,
             capture_content=self.capture_content,
         )
-        self._steps = _InFlight(self._recorder)
+        self._steps = Bounded(self._recorder.abandon)
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
