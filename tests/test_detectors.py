@@ -496,3 +496,30 @@ def test_total_variation_distance() -> None:
     assert total_variation({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0.0
     assert total_variation({"a": 1.0}, {"b": 1.0}) == 1.0
     assert total_variation({"a": 0.75, "b": 0.25}, {"a": 0.25, "b": 0.75}) == 0.5
+
+
+def test_the_detector_registry_builds_what_the_config_enables() -> None:
+    """Each registered detector has its config section, satisfies its protocol, and is built
+    only when enabled (the per-event loop then runs over exactly those)."""
+    from redline.config.schema import DetectorsConfig
+    from redline.detect.registry import (
+        DETECTORS,
+        ActionDetector,
+        IntervalDetector,
+        build_detectors,
+    )
+
+    fields = set(DetectorsConfig.__struct_fields__)
+    assert {f for f, _, _ in DETECTORS} == fields  # one registry line per config section
+    actions, intervals = build_detectors(DetectorsConfig(), lambda: 0.0)
+    assert all(isinstance(d, ActionDetector) for d in actions)
+    assert all(isinstance(d, IntervalDetector) for d in intervals)
+    assert [type(d).__name__ for d in actions] == [
+        "SuspiciousDetector",
+        "LoopDetector",
+        "StuckDetector",
+    ]
+    config = parse_config({"detectors": {"loop": {"enabled": False}, "drift": {"enabled": False}}})
+    actions, intervals = build_detectors(config.detectors, lambda: 0.0)
+    assert [type(d).__name__ for d in actions] == ["SuspiciousDetector", "StuckDetector"]
+    assert intervals == ()

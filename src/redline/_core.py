@@ -30,8 +30,7 @@ from redline.control.killswitch import KillSwitch
 from redline.control.policies import KillPolicy
 from redline.detect.anomaly import Anomaly
 from redline.detect.conditions import Condition, compile_condition
-from redline.detect.drift import DriftDetector
-from redline.detect.patterns import LoopDetector, StuckDetector, SuspiciousDetector
+from redline.detect.registry import build_detectors
 from redline.detect.zscore import BaselineBook, ZScoreRule
 from redline.events import GOVERNANCE_TYPES, AgentEvent
 from redline.export.config import start_exporters
@@ -146,14 +145,10 @@ class MonitorCore:
             [*self._baseline_metrics, *(r.metric for r in self._interval_rules)]
         )
         self._tracked_metrics = [(name, metric_getter(name)) for name in tracked]
-        det = config.detectors
-        self._loop = LoopDetector(det.loop, now) if det.loop.enabled else None
-        self._stuck = StuckDetector(det.stuck, now) if det.stuck.enabled else None
-        self._suspicious = (
-            SuspiciousDetector(det.suspicious, now) if det.suspicious.enabled else None
+        # Detectors (redline.detect.registry), built once; the pipeline loops over a tuple.
+        self._action_detectors, self._interval_detectors = build_detectors(
+            config.detectors, now
         )
-        self._pattern_detectors = bool(self._loop or self._stuck or self._suspicious)
-        self._drift = DriftDetector(det.drift, now) if det.drift.enabled else None
         self._policies = (
             [
                 KillPolicy(p, p.window_seconds or self.default_window)

@@ -215,14 +215,13 @@ class Pipeline(KillSwitches):
                 baseline.update(float(value))
                 if anomaly is not None:
                     self._pending.append(anomaly)
-        if self._pattern_detectors:
+        if self._action_detectors:
             name = action_name(ev)
             if name is not None:
-                for detector in (self._suspicious, self._loop, self._stuck):
-                    if detector is not None:
-                        anomaly = detector.observe(ev, name)
-                        if anomaly is not None:
-                            self._pending.append(anomaly)
+                for detector in self._action_detectors:
+                    anomaly = detector.observe(ev, name)
+                    if anomaly is not None:
+                        self._pending.append(anomaly)
 
     @staticmethod
     def _derived_keys(ev: AgentEvent, specs: list[tuple[str, Condition | None]]) -> tuple[str, ...]:
@@ -300,8 +299,8 @@ class Pipeline(KillSwitches):
             self._baselines_dirty = True
             if empties > 0:
                 baseline.update_many(getter(_EMPTY, _EMPTY, seconds), empties)
-        if self._drift is not None:
-            anomaly = self._drift.observe_interval(agent, totals)
+        for detector in self._interval_detectors:
+            anomaly = detector.observe_interval(agent, totals)
             if anomaly is not None:
                 self._pending.append(anomaly)
 
