@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 COMPILED_SRC := $(shell sed -n '/hooks.mypyc\]/,/^\]/s/^ *"src\/\(redline\/[^"]*\.py\)",*$$/\1/p' pyproject.toml)
 COMPILED     := src/redline/.compiled-$(shell cat $(addprefix src/,$(COMPILED_SRC)) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-pure lint typecheck check bench compiled clean
+.PHONY: demo test test-pure lint typecheck check bench compiled clean wheel wheel-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,16 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# A failed build (no C compiler) is recorded in the stamp's place, so later runs do not retry it
+# until a compiled module changes, and `redline --version` says why it runs pure Python.
 $(COMPILED): $(STAMP) $(addprefix src/,$(COMPILED_SRC))
 	rm -f src/redline/.compiled-*
 	find src -name '*.so' -delete
+	@echo "compiling the per-event path with mypyc ($(words $(COMPILED_SRC)) modules, about 2 minutes; once per change)"
 	cd src && ../$(VENV)/bin/mypyc $(COMPILED_SRC) > ../$(VENV)/mypyc.log 2>&1 \
 	  && touch ../$@ \
-	  || { find . -name '*.so' -delete; echo "mypyc failed (see $(VENV)/mypyc.log): running pure Python"; }
+	  || { find . -name '*.so' -delete; cp ../$(VENV)/mypyc.log ../$@; cp ../$(VENV)/mypyc.log redline/.compiled-failed; \
+	       echo "mypyc failed (see $(VENV)/mypyc.log): running pure Python, recorded; not retried until the source changes"; }
 	rm -rf src/build
 
 compiled: $(COMPILED)
@@ -50,6 +54,25 @@ check: lint typecheck test
 
 bench: $(COMPILED)
 	$(PY) bench/record.py
+
+# What a pip user gets: the mypyc-compiled wheel and an sdist, in dist/.
+wheel: $(STAMP)
+	@echo "building the compiled wheel and an sdist in dist/ (mypyc: about 2 minutes)"
+	rm -rf dist
+	HATCH_BUILD_HOOK_ENABLE_MYPYC=true $(PY) -m build --outdir dist . > $(VENV)/wheel.log 2>&1 \
+	  || { tail -30 $(VENV)/wheel.log; exit 1; }
+	ls dist
+
+# The wheel installed into a fresh venv: the quick start runs there, on the compiled modules.
+wheel-check: wheel
+	rm -rf build/wheel-venv build/quickstart
+	$(PYTHON) -m venv build/wheel-venv
+	build/wheel-venv/bin/pip install --quiet --disable-pip-version-check dist/*.whl
+	mkdir -p build/quickstart/examples && cp examples/monitor.yaml build/quickstart/examples/
+	cd build/quickstart && ../wheel-venv/bin/python ../../examples/quickstart.py
+	cd build/quickstart && ../wheel-venv/bin/redline --version | tee version.txt && grep -q "compiled:" version.txt
+	cd build/quickstart && ../wheel-venv/bin/python -c "import redline, redline.validation as v; \
+	  assert not v.__file__.endswith('.py'), v.__file__; print('compiled modules in use:', v.__file__)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/build src/.mypy_cache

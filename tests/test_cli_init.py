@@ -69,3 +69,21 @@ def test_version_names_the_build(capsys: pytest.CaptureFixture[str]) -> None:
         assert "compiled:" in line
     else:
         assert "pure Python:" in line
+
+
+def test_version_says_when_the_compiled_build_failed(tmp_path: Path) -> None:
+    """A failed mypyc build is recorded, and ``--version`` says so instead of a bare "pure"."""
+    import redline._compiled as compiled
+
+    root = tmp_path / "redline"
+    root.mkdir()
+    (root / "validation.py").write_text("", encoding="utf-8")
+    (root / ".compiled-failed").write_text("error: no C compiler\n", encoding="utf-8")
+    original = compiled._ROOT
+    compiled._ROOT = root
+    try:
+        assert "compiling with mypyc failed" in compiled.build_info()
+        (root / ".compiled-failed").unlink()
+        assert "no compiled modules in this install" in compiled.build_info()
+    finally:
+        compiled._ROOT = original

@@ -65,6 +65,12 @@ def build_info() -> str:
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
         for p in _ROOT.rglob(f"*{suffix}")
     )
+    failed = _ROOT / ".compiled-failed"
+    if not extensions and failed.is_file():
+        return (
+            "pure Python: compiling with mypyc failed in this checkout (no C compiler?); the "
+            "log is .venv/mypyc.log, and `make` retries once a compiled module changes"
+        )
     if not extensions:
         return (
             "pure Python: no compiled modules in this install (a source install without mypyc; "
