@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 COMPILED_SRC := $(shell sed -n '/hooks.mypyc\]/,/^\]/s/^ *"src\/\(redline\/[^"]*\.py\)",*$$/\1/p' pyproject.toml)
 COMPILED     := src/redline/.compiled-$(shell cat $(addprefix src/,$(COMPILED_SRC)) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-pure lint typecheck check bench compiled clean wheel wheel-check
+.PHONY: demo test test-fast test-pure crewai-env test-crewai lint typecheck check bench compiled clean wheel wheel-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,9 +39,32 @@ demo: $(COMPILED)
 test: $(COMPILED)
 	$(PY) -m pytest -q
 
+# The inner loop (under a minute): everything but the slow and end-to-end tests.
+test-fast: $(COMPILED)
+	$(PY) -m pytest -q -m "not slow and not e2e"
+
 # The same suite on the pure-Python modules (what a source install without a compiler runs).
 test-pure: $(STAMP)
 	REDLINE_PURE_PYTHON=1 $(PY) -m pytest -q
+
+# CrewAI pins an older openai and pydantic than the rest of the dev dependencies, so its
+# integration tests run in a venv of their own (rebuilt when pyproject.toml changes).
+CREWAI_VENV  := .venv-crewai
+CREWAI_STAMP := $(CREWAI_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(CREWAI_STAMP): pyproject.toml
+	test -x $(CREWAI_VENV)/bin/python || $(PYTHON) -m venv $(CREWAI_VENV)
+	$(CREWAI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(CREWAI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -e '.[crewai]' pytest pytest-timeout
+	rm -f $(CREWAI_VENV)/.installed-*
+	touch $(CREWAI_STAMP)
+
+crewai-env: $(CREWAI_STAMP)
+
+test-crewai: $(CREWAI_STAMP)
+	REDLINE_PURE_PYTHON=1 CREWAI_DISABLE_TELEMETRY=true OTEL_SDK_DISABLED=true \
+	  $(CREWAI_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integrations/test_crewai.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
@@ -75,6 +98,6 @@ wheel-check: wheel
 	  assert not v.__file__.endswith('.py'), v.__file__; print('compiled modules in use:', v.__file__)"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/build src/.mypy_cache
+	rm -rf $(VENV) $(CREWAI_VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/build src/.mypy_cache
 	find src -name '*.so' -delete
 	rm -f src/redline/.compiled-*

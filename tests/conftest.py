@@ -44,6 +44,36 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             )
 
 
+# End-to-end modules: real subprocesses, browsers, PostgreSQL clusters, frameworks. `make test`
+# and CI run them; `make test-fast` (the inner loop, under a minute) leaves them out.
+_END_TO_END = frozenset(
+    {
+        "test_budgets",
+        "test_cli",
+        "test_cli_alerts",
+        "test_dashboard",
+        "test_demo",
+        "test_durability",
+        "test_fail_mode",
+        "test_fleet",
+        "test_fleet_policies",
+        "test_fork",
+        "test_kill_propagation",
+        "test_pg_outage",
+        "test_server_auth",
+        "test_store_postgres",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the end-to-end modules (and every framework integration test) ``e2e``."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.stem in _END_TO_END or path.parent.name in ("integrations", "contract"):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture
 def manual_clock() -> ManualClock:
     """A clock that moves only when the test advances it."""

@@ -350,6 +350,7 @@ def test_agents_section_filters_tracking(clock: ManualClock) -> None:
 # --- threads ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eight_threads_lose_nothing(clock: ManualClock) -> None:
     """8 threads × 50,000 events are counted exactly, in the metrics, the stats and the store."""
     threads, per_thread = 8, 50_000

@@ -890,6 +890,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     monitor.close()
 
 
+@pytest.mark.slow
 def test_openapi_fuzz_finds_no_server_error(fuzz_target: Harness) -> None:
     """Requests generated from /v1/openapi.json (30 valid and 30 invalid per operation) never get
     a 5xx, and every response matches the document.
