@@ -296,3 +296,49 @@ def test_alerts_panel_shows_groups_and_acks_them_all(
     page.wait_for_selector("#alerts-empty:not([hidden])", timeout=5000)
     assert all(a.state == "acknowledged" for a in monitor.active_alerts())
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_budgets_panel_shows_burn_near_and_over_the_limit(tmp_path: Path) -> None:
+    """Each budget key's spent and held against its limit; near (>= 80 %) and over highlighted."""
+    config = parse_config(
+        {
+            "storage": {"path": str(tmp_path / "events.db")},
+            "budgets": [
+                {"name": "daily", "scope": "agent", "limit_usd": 1.0, "period": "day"},
+            ],
+        }
+    )
+    monitor = Monitor(config)
+    server_config = ServerConfig(
+        port=0, tokens=[TokenConfig(name="oncall-alice", role="admin", token=ADMIN)]
+    )
+    server = RedlineServer(create_app(monitor, server_config, admin_token=""), port=0).start()
+    try:
+        for agent, spent in (("calm", 0.2), ("warm", 0.85), ("hot", 1.0)):
+            monitor.reserve(agent=agent, estimate_usd=spent).commit(spent)
+        held = monitor.reserve(agent="calm", estimate_usd=0.1)  # a hold: striped, not spent
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
+            sign_in(page, server.url, ADMIN)
+            page.wait_for_selector("#budgets-list .budget", timeout=10_000)
+            keys = page.eval_on_selector_all(
+                "#budgets-list .budget", "els => els.map(e => [e.dataset.key, e.className])"
+            )
+            assert [k for k, _ in keys] == ["hot", "warm", "calm"]  # most burnt first
+            assert dict(keys) == {"hot": "budget over", "warm": "budget near", "calm": "budget ok"}
+            calm = page.locator('#budgets-list .budget[data-key="calm"]')
+            assert "held" in calm.inner_text()
+            assert calm.locator(".budget-spent").evaluate("e => e.style.width") == "20%"
+            assert calm.locator(".budget-held").evaluate("e => e.style.width") == "10%"
+            assert problems == []  # no CSP violation from the bars' widths
+            browser.close()
+        held.release()
+    finally:
+        server.stop()
+        monitor.close()

@@ -13,7 +13,7 @@
 // and wires the page.
 
 import { ApiError, api } from "./api.js";
-import { every, loadAgents, loadAlerts, loadFleet, loadStats } from "./data.js";
+import { every, loadAgents, loadAlerts, loadBudgets, loadFleet, loadStats } from "./data.js";
 import { stream } from "./live.js";
 import { ackAllAlerts, toggleGlobal } from "./actions.js";
 import "./render.js";
@@ -56,7 +56,7 @@ function signOut(message = "") {
 
 function start() {
   every(POLL_MS, async () => { await Promise.all([loadAgents(), loadFleet()]); });
-  every(SLOW_POLL_MS, async () => { await Promise.all([loadAlerts(), loadStats()]); });
+  every(SLOW_POLL_MS, async () => { await Promise.all([loadAlerts(), loadStats(), loadBudgets()]); });
   stream();
 }
 

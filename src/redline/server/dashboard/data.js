@@ -72,3 +72,11 @@ export async function loadStats() {
   S.stats = await api("/v1/stats");
   invalidate("footer", "kpi");
 }
+
+// Budgets: each key's spend and holds in its current period, from the store's ledger. A server
+// without budgets answers with an empty list (the panel stays hidden).
+export async function loadBudgets() {
+  const body = await api("/v1/budgets");
+  S.budgets = body.budgets || [];
+  invalidate("budgets");
+}

@@ -11,7 +11,7 @@ export function render() {
   S.dirty = new Set();
   const now = performance.now();
   for (const [part, draw] of [
-    ["table", renderTable], ["kpi", renderKpis], ["banner", renderBanner], ["alerts", renderAlerts],
+    ["table", renderTable], ["kpi", renderKpis], ["banner", renderBanner], ["alerts", renderAlerts], ["budgets", renderBudgets],
     ["charts", renderCharts], ["footer", renderFooter], ["feed", renderFeed],
   ]) {
     if (!dirty.has(part)) continue;
@@ -172,6 +172,37 @@ export function renderAlerts() {
   const count = $("alerts-count");
   count.textContent = S.alertsTruncated ? `${S.alerts.length}+` : String(S.alerts.length);
   count.classList.toggle("hot", S.alerts.length > 0);
+}
+
+// One bar per budget key: spent (solid) and reserved (striped) against the limit; amber from
+// 80 % of the limit, red at or over it.
+export function renderBudgets() {
+  const rows = [...S.budgets].sort((a, b) => burn(b) - burn(a));
+  $("budgets-panel").hidden = rows.length === 0;
+  $("budgets-count").textContent = String(rows.length);
+  $("budgets-list").replaceChildren(...rows.map((b) => {
+    const used = burn(b);
+    const level = used >= 1 ? "over" : used >= 0.8 ? "near" : "ok";
+    const pct = (x) => `${Math.min(100, Math.max(0, (x / (b.limit_usd || 1)) * 100)).toFixed(1)}%`;
+    return el("li", { class: `budget ${level}`, dataset: { name: b.name, key: b.key } },
+      el("div", { class: "budget-head" },
+        el("span", { class: "budget-name", text: `${b.name} · ${b.scope} ${b.key}` }),
+        el("span", { class: "budget-amount", text: `${fmtMoney(b.spent_usd)} + ${fmtMoney(b.reserved_usd)} held / ${fmtMoney(b.limit_usd)}` })),
+      el("div", { class: "budget-bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": String(b.limit_usd), "aria-valuenow": String(b.spent_usd + b.reserved_usd) },
+        sized(el("span", { class: "budget-spent" }), pct(b.spent_usd)),
+        sized(el("span", { class: "budget-held" }), pct(b.reserved_usd))),
+      el("div", { class: "budget-meta muted", text: `${(used * 100).toFixed(0)}% · ${b.action} · resets ${new Date(b.resets_at * 1000).toISOString().replace(".000Z", "Z")}` }));
+  }));
+}
+
+// Widths through the CSSOM: the page's CSP (style-src 'self') refuses style attributes.
+function sized(node, width) {
+  node.style.width = width;
+  return node;
+}
+
+function burn(b) {
+  return b.limit_usd > 0 ? (b.spent_usd + b.reserved_usd) / b.limit_usd : 0;
 }
 
 export function describe(ev) {

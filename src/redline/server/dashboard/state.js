@@ -27,6 +27,7 @@ export const S = {
   stateFilter: "",
   page: 0,
   alerts: [],
+  budgets: [],
   alertsTruncated: false,
   fleet: null,
   stats: null,
