@@ -146,9 +146,7 @@ class MonitorCore:
         )
         self._tracked_metrics = [(name, metric_getter(name)) for name in tracked]
         # Detectors (redline.detect.registry), built once; the pipeline loops over a tuple.
-        self._action_detectors, self._interval_detectors = build_detectors(
-            config.detectors, now
-        )
+        self._action_detectors, self._interval_detectors = build_detectors(config.detectors, now)
         self._policies = (
             [
                 KillPolicy(p, p.window_seconds or self.default_window)
