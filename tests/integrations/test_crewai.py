@@ -8,11 +8,6 @@ CrewAI pins an older openai and pydantic than the main venv: run with ``make tes
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
-
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +15,12 @@ from typing import Any
 import pytest
 
 pytest.importorskip("crewai")
+
+# CrewAI phones home unless told not to; set here, after the skip, so that a skipped module in
+# another venv never turns the OpenTelemetry SDK off for the rest of the session.
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 from crewai import LLM, Agent, Crew, Task
 from crewai.events import crewai_event_bus
