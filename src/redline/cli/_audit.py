@@ -198,9 +198,11 @@ def verify(
             text(
                 f"OK: {count_of(report.checked, 'event')}, "
                 f"{count_of(report.checkpoints_checked, 'checkpoint')}, "
-                f"{count_of(report.anchors_checked, 'anchor')}"
+                f"{count_of(report.anchors_checked, 'anchor')}" + _erasure_summary(report)
             )
         )
+        for line in _erasure_lines(report):
+            out_console().print(text(line))
     else:
         out_console().print(
             text(
@@ -211,6 +213,37 @@ def verify(
         )
     if not report.ok:
         raise typer.Exit(EXIT_FOUND)
+
+
+def _erasure_summary(report: Any) -> str:
+    """``; N erased, M dropped by K signed prune records`` when retention has run."""
+    if not report.prune_records_checked:
+        return ""
+    return (
+        f"; {report.erased} erased, {report.dropped} dropped before seq "
+        f"{report.dropped + 1}, accounted for by "
+        f"{count_of(report.prune_records_checked, 'signed prune record')}"
+    )
+
+
+def _erasure_lines(report: Any) -> list[str]:
+    """One line per prune record and category: when, by whom, under which rule, how many."""
+    lines = []
+    for e in report.erasures:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at))
+        rule = (
+            f"kept {e.retention_days:g} d" if e.retention_days is not None else "no rule recorded"
+        )
+        cutoff = (
+            f", older than {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.cutoff))}"
+            if e.cutoff is not None
+            else ""
+        )
+        lines.append(
+            f"  prune record {e.record} ({when}, {e.actor}, {e.reason}): {e.category} "
+            f"({rule}{cutoff}): {e.erased} erased, {e.dropped} dropped"
+        )
+    return lines
 
 
 def prune(
@@ -254,3 +287,5 @@ def prune(
                 f"{data.get('anchor_seq', 0)}"
             )
         )
+        if data.get("record") is not None:
+            console.print(text(f"signed prune record {data['record']} accounts for this prune"))

@@ -226,6 +226,9 @@ class PruneReport(msgspec.Struct, kw_only=True):
     erased: dict[str, int]
     dropped_rows: int = 0
     anchor_seq: int = 0
+    #: The id of the signed prune record that accounts for this prune (``None``: nothing changed,
+    #: a dry run, or a store that keeps no records).
+    record: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict for JSON output."""

@@ -23,6 +23,11 @@ A **checkpoint** signs ``"redline-checkpoint:v1:" + stream + ":" + seq + ":" + h
 created_at`` with Ed25519. Checkpoints are kept in the store and, when configured, appended to an
 *anchor file* that operators ship off-box: a store truncated or rewritten after a checkpoint left
 the box cannot match it.
+
+A **prune record** (see :mod:`redline.store.prune_records`) is the signed account of what
+retention erased or dropped. ``verify_rows`` takes the records as an :class:`ErasureLedger`: then a
+chain that does not start at genesis, a checkpoint below its start, or a tombstone is accepted only
+where a signed record accounts for it.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -44,6 +49,8 @@ __all__ = [
     "GENESIS",
     "ChainRow",
     "Checkpoint",
+    "Erasure",
+    "ErasureLedger",
     "Signer",
     "VerifyReport",
     "canonical_payload",
@@ -136,8 +143,11 @@ class Signer:
             signature="",
             public_key=self.public_key,
         )
-        signature = self._key.sign(unsigned.message()).hex()
-        return msgspec.structs.replace(unsigned, signature=signature)
+        return msgspec.structs.replace(unsigned, signature=self.sign_bytes(unsigned.message()))
+
+    def sign_bytes(self, message: bytes) -> str:
+        """The hex Ed25519 signature of ``message`` (prune records sign their own encoding)."""
+        return self._key.sign(message).hex()
 
 
 def append_anchor(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
@@ -196,7 +206,11 @@ def read_anchor_file(
 
 
 class ChainRow(msgspec.Struct, frozen=True):
-    """What verification needs of a stored row. ``payload`` is ``None`` for a tombstone."""
+    """What verification needs of a stored row. ``payload`` is ``None`` for a tombstone.
+
+    ``columns`` are the indexed values compared with the payload; for a tombstone, the
+    ``category`` and ``timestamp`` it kept (what an :class:`ErasureLedger` checks it against).
+    """
 
     seq: int
     prev_hash: str
@@ -206,12 +220,29 @@ class ChainRow(msgspec.Struct, frozen=True):
     columns: dict[str, Any] | None = None
 
 
+class Erasure(msgspec.Struct, frozen=True, kw_only=True):
+    """One category's share of one signed prune record: what was erased, when, by whom, why."""
+
+    record: int
+    at: float
+    actor: str
+    reason: str
+    category: str
+    cutoff: float | None
+    retention_days: float | None
+    erased: int
+    dropped: int
+
+
 class VerifyReport(msgspec.Struct, kw_only=True):
     """The outcome of a verification.
 
     ``damage`` is ``"edited" | "deleted" | "reordered" | "truncated" | "rewritten" |
-    "anchor_missing" | "anchor_unreadable" | "unprotected" | None``;
-    ``first_bad_seq`` the first sequence number where the chain stops being provable.
+    "forged_tombstone" | "prune_record_invalid" | "prune_record_missing" | "anchor_missing" |
+    "anchor_unreadable" | "unprotected" | None``; ``first_bad_seq`` the first sequence number
+    where the chain stops being provable. ``erased`` counts the tombstones in the chain,
+    ``dropped`` the rows removed before its start, ``erasures`` the signed prune records (per
+    category) that account for both.
     """
 
     ok: bool
@@ -226,11 +257,39 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     head_hash: str | None = None
     stream: str = ""
     streams: list[VerifyReport] = msgspec.field(default_factory=list)
+    erased: int = 0
+    dropped: int = 0
+    prune_records_checked: int = 0
+    erasures: list[Erasure] = msgspec.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict for JSON output."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
+
+
+class ErasureLedger(Protocol):
+    """What verification asks of the signed prune records (:class:`~redline.store.prune_records.PruneLedger`).
+
+    Each check returns ``None`` when the records account for what it is shown, else
+    ``(first_bad_seq, damage, detail)``.
+    """
+
+    def start_problem(self, anchor_seq: int, anchor_hash: str) -> tuple[int, str, str] | None:
+        """The records themselves (signed, none missing) and the chain's start they imply."""
+        ...
+
+    def below_start(self, cp: Checkpoint, public_key: str | None) -> tuple[int, str, str] | None:
+        """A checkpoint at or below the start: a signed prune record must cover it."""
+        ...
+
+    def tombstone(self, seq: int, category: Any, ts: Any) -> tuple[int, str, str] | None:
+        """A row without content: a signed record must have erased it, past its cutoff."""
+        ...
+
+    def annotate(self, report: VerifyReport) -> VerifyReport:
+        """``report`` with the erasure counts filled in."""
+        ...
 
 
 def _columns_match(payload: bytes, columns: dict[str, Any]) -> bool:
@@ -270,6 +329,7 @@ def verify_rows(
     stream: str = "",
     anchor_problem: tuple[str, str] | None = None,
     pinned: bool = False,
+    ledger: ErasureLedger | None = None,
 ) -> VerifyReport:
     """Walk ``rows`` (ascending seq) and say exactly where and how the chain breaks.
 
@@ -280,6 +340,12 @@ def verify_rows(
     ``checkpoints`` are those stored beside the rows; ``anchors`` those read from the off-box
     anchor file, which the store cannot have rewritten. ``public_key`` pins the expected signer
     (an auditor passes the key they trust; otherwise the store's recorded key is used).
+
+    ``ledger`` holds the store's signed prune records. Without one (a store that keeps none) the
+    anchor is taken on trust and tombstones pass, as before prune records existed. With one, the
+    anchor must be where the records put the start (else ``truncated``), every checkpoint and
+    anchor at or below it must be covered by a record, and every tombstone must have been erased
+    by a record (else ``forged_tombstone``).
     """
     stored_cps = {c.seq: c for c in checkpoints}
     anchor_list = sorted(anchors, key=lambda c: c.seq)
@@ -303,6 +369,10 @@ def verify_rows(
             stream=stream,
         )
 
+    if ledger is not None:
+        problem = ledger.start_problem(anchor_seq, anchor_hash)
+        if problem is not None:
+            return bad(*problem)
     it = iter(rows)
     row = next(it, None)
     while row is not None:
@@ -321,6 +391,11 @@ def verify_rows(
                 return bad(row.seq, "edited", f"row {row.seq}'s content does not match its digest")
             if row.columns is not None and not _columns_match(row.payload, row.columns):
                 return bad(row.seq, "edited", f"row {row.seq}'s indexed columns were changed")
+        elif ledger is not None:
+            cols = row.columns or {}
+            problem = ledger.tombstone(row.seq, cols.get("category"), cols.get("timestamp"))
+            if problem is not None:
+                return bad(*problem)
         expect = chain_hash(row.seq, row.prev_hash, row.payload_sha256)
         if expect != row.hash:
             moved = _original_seq(row)
@@ -370,6 +445,8 @@ def verify_rows(
     cps_checked = 0
     for seq, cp in sorted(stored_cps.items()):
         if seq <= anchor_seq:
+            if ledger is not None and (problem := ledger.below_start(cp, public_key)):
+                return bad(*problem)
             continue
         if not cp.valid_signature(public_key):
             return bad(seq, "rewritten", f"checkpoint at {seq} has an invalid signature")
@@ -385,6 +462,8 @@ def verify_rows(
     anchors_checked = 0
     for cp in anchor_list:
         if cp.seq <= anchor_seq:
+            if ledger is not None and (problem := ledger.below_start(cp, public_key)):
+                return bad(*problem)
             continue
         if not cp.valid_signature(public_key):
             return bad(cp.seq, "rewritten", f"anchored checkpoint at {cp.seq} has a bad signature")
@@ -405,7 +484,7 @@ def verify_rows(
             "unprotected",
             f"no checkpoint signed by the pinned key covers any of the {checked} rows",
         )
-    return VerifyReport(
+    report = VerifyReport(
         ok=True,
         checked=checked,
         checkpoints_checked=cps_checked,
@@ -415,6 +494,7 @@ def verify_rows(
         head_hash=prev_hash if checked else None,
         stream=stream,
     )
+    return report if ledger is None else ledger.annotate(report)
 
 
 def _original_seq(row: ChainRow) -> int | None:

@@ -6,6 +6,9 @@ Layout (schema version 1):
   ``event_type``, ``category``, ``session_id``, ``user``), the canonical ``payload`` (``NULL`` once
   retention has erased it: a tombstone), ``payload_sha256``, ``prev_hash`` and ``hash``.
 * ``checkpoints``: signed heads (see :mod:`redline.store.chain`).
+* ``prune_records``: ``id`` and ``body``, one signed account per prune that erased or dropped
+  rows (see :mod:`redline.store.prune_records`); ``verify`` accepts a tombstone, a chain that
+  starts after seq 1, or a checkpoint below its start only where one of these accounts for it.
 * ``kills``: the kill-switch table every monitor on this file obeys.
 * ``meta``: schema version, the chain anchor after a prune, the signer's public key, and
   ``kill_version`` (bumped with every kill change, so pollers notice cheaply).
@@ -33,7 +36,7 @@ import msgspec
 
 from redline.events import AgentEvent, category_of
 from redline.exceptions import StoreError
-from redline.store import _history_sqlite
+from redline.store import _history_sqlite, _prune_sqlite
 from redline.store._history import HistoryPoint, from_events
 from redline.store.base import KILL_COLUMNS, EventQuery, KillRecord, PruneReport, StoredEvent
 from redline.store.chain import (
@@ -49,6 +52,7 @@ from redline.store.chain import (
     read_anchor_file,
     verify_rows,
 )
+from redline.store.prune_records import PruneLedger, default_actor
 from redline.store.sql import GROUPABLE_COLUMNS, checkpoint_from_row, select_events
 
 if TYPE_CHECKING:
@@ -97,6 +101,7 @@ CREATE TABLE IF NOT EXISTS kills (
     policy     TEXT,
     PRIMARY KEY (scope, target)
 );
+CREATE TABLE IF NOT EXISTS prune_records (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('kill_version', '0');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('anchor_seq', '0');
@@ -131,6 +136,7 @@ class SQLiteStore:
             checkpoint_every=st.checkpoint_every,
             checkpoint_interval=st.checkpoint_interval_seconds,
             synchronous=st.synchronous,
+            retention_days=msgspec.structs.asdict(config.retention),
         )
 
     def __init__(
@@ -144,8 +150,11 @@ class SQLiteStore:
         synchronous: str = "NORMAL",
         clock: Any = None,
         readonly: bool = False,
+        retention_days: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        # The retention rule (days per category) each prune record names beside its cutoffs.
+        self._retention_days: dict[str, Any] = dict(retention_days or {})
         self.readonly = readonly
         self._clock = clock.time if clock is not None else time.time
         self.stream = f"{os.uname().nodename}:{os.getpid()}:{int(time.time())}"
@@ -543,10 +552,11 @@ class SQLiteStore:
                     if not batch:
                         return
                     for r in batch:
-                        columns = None
                         payload = r[4]
                         if isinstance(payload, str):  # someone wrote text over the blob
                             payload = payload.encode()
+                        # A tombstone keeps its category and time: what its prune record covers.
+                        columns: dict[str, Any] = {"category": r[10], "timestamp": r[7]}
                         if payload is not None:
                             columns = {
                                 "agent": r[5],
@@ -562,16 +572,21 @@ class SQLiteStore:
             anchors, anchor_problem = read_anchor_file(
                 self.anchor_path, expected=bool(checkpoints) or anchor_seq > 0
             )
+            key = public_key or meta.get("public_key")
+            ledger = PruneLedger(
+                _prune_sqlite.stored_records(conn), public_key=key, pinned=public_key is not None
+            )
             return verify_rows(
                 rows(),
                 anchor_seq=anchor_seq,
                 anchor_hash=anchor_hash,
                 checkpoints=checkpoints,
                 anchors=anchors,
-                public_key=public_key or meta.get("public_key"),
+                public_key=key,
                 stream=str(self.path),
                 anchor_problem=anchor_problem,
                 pinned=public_key is not None,
+                ledger=ledger,
             )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: verification could not read the store: {exc}") from exc
@@ -579,58 +594,72 @@ class SQLiteStore:
             conn.close()
 
     # -- retention ------------------------------------------------------------------------
-    def prune(self, cutoffs: dict[str, float], *, dry_run: bool = False) -> PruneReport:
+    def prune(
+        self, cutoffs: dict[str, float], *, dry_run: bool = False, actor: str | None = None
+    ) -> PruneReport:
         """Erase events older than their category's cutoff (epoch seconds), keeping the chain.
 
         Erased rows become tombstones (content and indexed values gone; seq, hashes, time and
         category kept) so verification still passes. A prefix made only of tombstones up to a
-        checkpoint is then dropped whole, and that checkpoint's head becomes the anchor.
+        checkpoint signed by this store's key is then dropped whole, and that checkpoint's head
+        becomes the anchor. Whatever changed is accounted for, in the same transaction, by a
+        prune record signed with the checkpoint key (``actor`` names who ran it; by default
+        ``user@host (pid N)``): without it ``verify`` would have to take the missing rows and
+        the tombstones on trust.
         """
         with self._write_lock:
-            return self._prune(cutoffs, dry_run=dry_run)
+            return self._prune(cutoffs, dry_run=dry_run, actor=actor or default_actor())
 
-    def _prune(self, cutoffs: dict[str, float], *, dry_run: bool) -> PruneReport:
+    def _prune(self, cutoffs: dict[str, float], *, dry_run: bool, actor: str) -> PruneReport:
         conn = self._writer()
-        erased: dict[str, int] = {}
         dropped = 0
+        record_id: int | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for category, cutoff in cutoffs.items():
-                    where = "category = ? AND ts < ? AND payload IS NOT NULL"
-                    n = conn.execute(
-                        f"SELECT count(*) FROM events WHERE {where}", (category, cutoff)
-                    ).fetchone()[0]
-                    erased[category] = int(n)
-                    if not dry_run and n:
-                        conn.execute(
-                            "UPDATE events SET payload = NULL, agent = '', event_type = '', "
-                            f"session_id = NULL, user = NULL WHERE {where}",
-                            (category, cutoff),
-                        )
-                anchor_seq = int(self._meta(conn).get("anchor_seq", 0))
+                meta = self._meta(conn)
+                prior = (int(meta.get("anchor_seq", 0)), meta.get("anchor_hash", GENESIS))
+                rules, spans = _prune_sqlite.plan(conn, cutoffs, self._retention_days)
+                erased = {category: rule.tombstoned for category, rule in rules.items()}
+                anchor = prior
+                by_category: dict[str, int] = {}
                 if not dry_run:
-                    first_live = conn.execute(
-                        "SELECT min(seq) FROM events WHERE payload IS NOT NULL"
-                    ).fetchone()[0]
-                    limit = first_live - 1 if first_live is not None else None
-                    cp_sql = "SELECT seq, head_hash FROM checkpoints WHERE seq > ?"
-                    cp_params: tuple[Any, ...] = (anchor_seq,)
-                    if limit is not None:
-                        cp_sql += " AND seq <= ?"
-                        cp_params = (anchor_seq, limit)
-                    cp = conn.execute(cp_sql + " ORDER BY seq DESC LIMIT 1", cp_params).fetchone()
-                    if cp is not None:
+                    for category, cutoff in cutoffs.items():
+                        if erased[category]:
+                            conn.execute(
+                                "UPDATE events SET payload = NULL, agent = '', event_type = '', "
+                                "session_id = NULL, user = NULL "
+                                "WHERE category = ? AND ts < ? AND payload IS NOT NULL",
+                                (category, cutoff),
+                            )
+                    point = _prune_sqlite.drop_point(
+                        conn, prior, self.signer.public_key, spans, self.path
+                    )
+                    if point is not None:
+                        by_category = _prune_sqlite.count_by_category(conn, prior[0], point[0])
                         dropped = conn.execute(
-                            "DELETE FROM events WHERE seq <= ?", (cp[0],)
+                            "DELETE FROM events WHERE seq <= ?", (point[0],)
                         ).rowcount
                         conn.execute(
-                            "UPDATE meta SET value = ? WHERE key = 'anchor_seq'", (str(cp[0]),)
+                            "UPDATE meta SET value = ? WHERE key = 'anchor_seq'", (str(point[0]),)
                         )
                         conn.execute(
-                            "UPDATE meta SET value = ? WHERE key = 'anchor_hash'", (cp[1],)
+                            "UPDATE meta SET value = ? WHERE key = 'anchor_hash'", (point[1],)
                         )
-                        anchor_seq = int(cp[0])
+                        anchor = point
+                        self._verified_to = None  # it may point into the rows just dropped
+                    if spans or dropped:
+                        record_id = _prune_sqlite.write_record(
+                            conn,
+                            self.signer,
+                            now=self._clock(),
+                            actor=actor,
+                            rules=rules,
+                            spans=spans,
+                            by_category=by_category,
+                            prior=prior,
+                            anchor=anchor,
+                        )
                 conn.execute("ROLLBACK" if dry_run else "COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -638,7 +667,11 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: prune failed: {exc}") from exc
         return PruneReport(
-            dry_run=dry_run, erased=erased, dropped_rows=dropped, anchor_seq=anchor_seq
+            dry_run=dry_run,
+            erased=erased,
+            dropped_rows=dropped,
+            anchor_seq=anchor[0],
+            record=record_id,
         )
 
     # -- kill state -----------------------------------------------------------------------
